@@ -1,0 +1,370 @@
+"""The FastAPI application: Chroma's v2 routes, thin, over :class:`Service`; errors mapped once."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chroma_serverless import __version__, collections, wire
+from chroma_serverless.errors import (
+    ChromaError,
+    DeprecatedApiError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidRequestBodyError,
+    MethodNotAllowedError,
+    RouteNotFoundError,
+    UnimplementedError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from chroma_serverless.service import Service
+    from chroma_serverless.settings import Settings
+    from chroma_serverless.types import Database, GetResult, QueryResult
+
+log = logging.getLogger("chroma_serverless")
+
+API = "/api/v2"
+DATABASE = API + "/tenants/{tenant}/databases/{database}"
+COLLECTION = DATABASE + "/collections/{collection_id}"
+
+
+class JSON(Response):
+    """orjson with numpy support: embeddings leave as float32 arrays without a Python copy."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The embedded default: SQLite catalog and LanceDB records under ``settings.path``."""
+    from chroma_serverless.catalog.sqlite import SqliteCatalog
+    from chroma_serverless.records import LanceRecordStore
+    from chroma_serverless.service import Service
+
+    settings.path.mkdir(parents=True, exist_ok=True)
+    service = Service(
+        SqliteCatalog(settings.catalog_path), LanceRecordStore(settings.records_uri), settings
+    )
+    return create_app(service)
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(
+        title="chroma-serverless",
+        version=__version__,
+        description="Chroma's v2 REST API on LanceDB, for AWS Lambda or a laptop.",
+        default_response_class=JSON,
+    )
+    app.state.service = service
+    for router in (
+        system_router(service),
+        tenant_router(service),
+        collection_router(service),
+        record_router(service),
+    ):
+        app.include_router(router)
+    install_error_handlers(app)
+    return app
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_response(error: ChromaError) -> JSON:
+    return JSON(
+        {"error": error.name, "message": error.message},
+        status_code=error.status_code,
+        headers={"chroma-trace-id": uuid.uuid4().hex},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ChromaError)
+    async def chroma_error(_: Request, exc: ChromaError) -> JSON:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSON:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            detail = "; ".join(str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors)
+            return error_response(
+                InvalidArgumentError(f"Failed to parse the request body as JSON: {detail}")
+            )
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors
+        )
+        return error_response(
+            InvalidRequestBodyError(
+                f"Failed to deserialize the JSON body into the target type: {detail}"
+            )
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        if exc.status_code == 404:
+            error: ChromaError = RouteNotFoundError(
+                f"No route for {request.method} {request.url.path}"
+            )
+        elif exc.status_code == 405:
+            error = MethodNotAllowedError(
+                f"Method {request.method} is not allowed on {request.url.path}"
+            )
+        else:
+            error = ChromaError(str(exc.detail))
+            error.status_code = exc.status_code
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSON:
+        response = error_response(InternalError("Internal server error"))
+        log.error(
+            "internal error on %s %s (trace id %s)",
+            request.method,
+            request.url.path,
+            response.headers["chroma-trace-id"],
+            exc_info=exc,
+        )
+        return response
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def system_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["system"])
+
+    @router.get(API)
+    @router.get(API + "/heartbeat")
+    def heartbeat() -> JSON:
+        return JSON({"nanosecond heartbeat": time.time_ns()})
+
+    @router.get(API + "/version")
+    def version() -> JSON:
+        return JSON(__version__)
+
+    @router.get(API + "/pre-flight-checks")
+    def pre_flight_checks() -> JSON:
+        return JSON(
+            {"max_batch_size": service.settings.max_batch_size, "supports_base64_encoding": True}
+        )
+
+    @router.get(API + "/healthcheck")
+    def healthcheck() -> JSON:
+        return JSON({"is_executor_ready": True, "is_log_client_ready": True})
+
+    @router.post(API + "/reset")
+    def reset() -> JSON:
+        return JSON(service.reset())
+
+    @router.get(API + "/auth/identity")
+    def identity() -> JSON:
+        return JSON({"user_id": "", "tenant": "default_tenant", "databases": ["default_database"]})
+
+    @router.api_route(
+        "/api/v1/{path:path}", methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False
+    )
+    def v1(path: str) -> JSON:
+        raise DeprecatedApiError("The v1 API is deprecated. Please use /v2 apis")
+
+    return router
+
+
+def tenant_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["tenants and databases"])
+
+    @router.post(API + "/tenants")
+    def create_tenant(body: wire.CreateTenant) -> JSON:
+        service.create_tenant(body.name)
+        return JSON({})
+
+    @router.get(API + "/tenants/{tenant}")
+    def get_tenant(tenant: str) -> JSON:
+        return JSON({"name": service.get_tenant(tenant).name})
+
+    @router.post(API + "/tenants/{tenant}/databases")
+    def create_database(tenant: str, body: wire.CreateDatabase) -> JSON:
+        service.create_database(tenant, body.name)
+        return JSON({})
+
+    @router.get(API + "/tenants/{tenant}/databases")
+    def list_databases(tenant: str, limit: int | None = None, offset: int | None = None) -> JSON:
+        return JSON([_database(d) for d in service.list_databases(tenant, limit, offset)])
+
+    @router.get(DATABASE)
+    def get_database(tenant: str, database: str) -> JSON:
+        return JSON(_database(service.get_database(tenant, database)))
+
+    @router.delete(DATABASE)
+    def delete_database(tenant: str, database: str) -> JSON:
+        service.delete_database(tenant, database)
+        return JSON({})
+
+    return router
+
+
+def collection_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["collections"])
+
+    @router.post(DATABASE + "/collections")
+    def create_collection(tenant: str, database: str, body: wire.CreateCollection) -> JSON:
+        collection = service.create_collection(
+            tenant, database, body.name, body.metadata, body.configuration, body.get_or_create
+        )
+        return JSON(collections.to_json(collection))
+
+    @router.get(DATABASE + "/collections")
+    def list_collections(
+        tenant: str, database: str, limit: int | None = None, offset: int | None = None
+    ) -> JSON:
+        found = service.list_collections(tenant, database, limit, offset)
+        return JSON([collections.to_json(c) for c in found])
+
+    @router.get(DATABASE + "/collections_count")
+    def count_collections(tenant: str, database: str) -> JSON:
+        return JSON(service.count_collections(tenant, database))
+
+    @router.get(DATABASE + "/collections/by-id/{collection_id}")
+    def get_collection_by_id(tenant: str, database: str, collection_id: str) -> JSON:
+        collection = service.get_collection_by_id(tenant, database, collection_id)
+        return JSON(collections.to_json(collection))
+
+    @router.get(DATABASE + "/collections/{name}")
+    def get_collection(tenant: str, database: str, name: str) -> JSON:
+        return JSON(collections.to_json(service.get_collection(tenant, database, name)))
+
+    @router.put(COLLECTION)
+    def modify_collection(
+        tenant: str, database: str, collection_id: str, body: wire.UpdateCollection
+    ) -> JSON:
+        service.modify_collection(
+            tenant,
+            database,
+            collection_id,
+            body.new_name,
+            body.new_metadata,
+            body.new_configuration,
+        )
+        return JSON({})
+
+    @router.delete(DATABASE + "/collections/{name}")
+    def delete_collection(tenant: str, database: str, name: str) -> JSON:
+        service.delete_collection(tenant, database, name)
+        return JSON({})
+
+    @router.post(COLLECTION + "/fork")
+    def fork_collection(tenant: str, database: str, collection_id: str) -> JSON:
+        service.collection(tenant, database, collection_id)
+        raise UnimplementedError("Collection forking is not supported by this server")
+
+    @router.get(COLLECTION + "/indexing_status")
+    def indexing_status(tenant: str, database: str, collection_id: str) -> JSON:
+        count = service.count(service.collection(tenant, database, collection_id))
+        return JSON(
+            {
+                "num_indexed_ops": count,
+                "num_unindexed_ops": 0,
+                "total_ops": count,
+                "op_indexing_progress": 1.0,
+            }
+        )
+
+    return router
+
+
+def record_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["records"])
+    max_batch = service.settings.max_batch_size
+
+    @router.post(COLLECTION + "/add", status_code=201)
+    def add(tenant: str, database: str, collection_id: str, body: wire.Records) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        service.add(collection, body.batch(max_batch, merge_metadata=False))
+        return JSON({}, status_code=201)
+
+    @router.post(COLLECTION + "/update")
+    def update(tenant: str, database: str, collection_id: str, body: wire.Records) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        service.update(collection, body.batch(max_batch, merge_metadata=True))
+        return JSON({})
+
+    @router.post(COLLECTION + "/upsert")
+    def upsert(tenant: str, database: str, collection_id: str, body: wire.Records) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        service.upsert(collection, body.batch(max_batch, merge_metadata=True))
+        return JSON({})
+
+    @router.post(COLLECTION + "/get")
+    def get(
+        tenant: str, database: str, collection_id: str, body: Annotated[wire.GetRecords, Body()]
+    ) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        return JSON(_get_json(service.get(collection, body.request()), body.include))
+
+    @router.post(COLLECTION + "/query")
+    def query(tenant: str, database: str, collection_id: str, body: wire.QueryRecords) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        return JSON(_query_json(service.query(collection, body.request()), body.include))
+
+    @router.post(COLLECTION + "/delete")
+    def delete(tenant: str, database: str, collection_id: str, body: wire.DeleteRecords) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        return JSON({"deleted": service.delete(collection, body.request())})
+
+    @router.get(COLLECTION + "/count")
+    def count(tenant: str, database: str, collection_id: str) -> JSON:
+        return JSON(service.count(service.collection(tenant, database, collection_id)))
+
+    @router.post(COLLECTION + "/search")
+    def search(tenant: str, database: str, collection_id: str) -> JSON:
+        service.collection(tenant, database, collection_id)
+        raise UnimplementedError("The search API is not supported yet; use query")
+
+    return router
+
+
+def _database(database: Database) -> dict[str, str]:
+    return {"id": database.id, "name": database.name, "tenant": database.tenant}
+
+
+def _get_json(result: GetResult, include: Sequence[str]) -> dict[str, Any]:
+    return {
+        "ids": result.ids,
+        "embeddings": _stack(result.embeddings),
+        "documents": result.documents,
+        "uris": result.uris,
+        "metadatas": result.metadatas,
+        "include": include,
+    }
+
+
+def _query_json(result: QueryResult, include: Sequence[str]) -> dict[str, Any]:
+    return {
+        "ids": result.ids,
+        "distances": result.distances,
+        "embeddings": None if result.embeddings is None else [_stack(e) for e in result.embeddings],
+        "documents": result.documents,
+        "uris": result.uris,
+        "metadatas": result.metadatas,
+        "include": include,
+    }
+
+
+def _stack(vectors: list[Any] | None) -> Any:
+    if vectors is None:
+        return None
+    return np.stack(vectors) if vectors else []

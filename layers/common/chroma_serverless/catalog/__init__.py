@@ -1,0 +1,80 @@
+"""The catalog seam: tenants, databases and collections (ids, names, metadata, configuration).
+
+Every implementation passes tests/test_catalog_contract.py. Uniqueness rules (tenant name,
+database name per tenant, collection name per database) are enforced by the store itself, never
+by a read-then-write in the caller, so concurrent creates cannot both win.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from chroma_serverless.types import Collection, Database, Metadata, Tenant
+
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+
+
+class Catalog(Protocol):
+    def create_tenant(self, name: str) -> Tenant:
+        """Raises UniqueConstraintError if it exists."""
+
+    def get_tenant(self, name: str) -> Tenant:
+        """Raises NotFoundError."""
+
+    def create_database(self, tenant: str, name: str) -> Database:
+        """Raises NotFoundError for a missing tenant, UniqueConstraintError if it exists."""
+
+    def get_database(self, tenant: str, name: str) -> Database:
+        """Raises NotFoundError."""
+
+    def list_databases(self, tenant: str, limit: int | None, offset: int) -> list[Database]:
+        """Databases of a tenant ordered by name."""
+
+    def delete_database(self, tenant: str, name: str) -> list[Collection]:
+        """Remove a database and its collections; returns the removed collections."""
+
+    def create_collection(
+        self, collection: Collection, get_or_create: bool
+    ) -> tuple[Collection, bool]:
+        """Insert ``collection``; returns (stored collection, created).
+
+        If the name is taken: with ``get_or_create`` the stored one is returned unchanged,
+        otherwise UniqueConstraintError. A missing database is an InvalidArgumentError.
+        """
+
+    def get_collection(self, tenant: str, database: str, name: str) -> Collection:
+        """Raises NotFoundError."""
+
+    def get_collection_by_id(self, collection_id: str) -> Collection:
+        """Raises NotFoundError."""
+
+    def list_collections(
+        self, tenant: str, database: str, limit: int | None, offset: int
+    ) -> list[Collection]:
+        """Collections of a database ordered by name; empty for a missing database."""
+
+    def count_collections(self, tenant: str, database: str) -> int:
+        """0 for a missing database."""
+
+    def update_collection(
+        self,
+        collection_id: str,
+        name: str | None,
+        metadata: Metadata | None,
+        configuration: dict[str, Any] | None,
+    ) -> Collection:
+        """Rename and/or replace metadata and configuration (``None`` keeps the current value).
+
+        Raises NotFoundError, or UniqueConstraintError if the new name is taken.
+        """
+
+    def delete_collection(self, tenant: str, database: str, name: str) -> Collection:
+        """Raises NotFoundError; returns the removed collection."""
+
+    def set_dimension(self, collection_id: str, dimension: int) -> int:
+        """Fix the dimension if it is unset; returns the dimension in force afterwards."""
+
+    def reset(self) -> None:
+        """Remove everything, then recreate the default tenant and database."""

@@ -1,0 +1,293 @@
+"""The embedded catalog: SQLite in the data directory, uniqueness by UNIQUE constraints."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
+from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
+from chroma_serverless.types import Collection, Database, Tenant
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from chroma_serverless.types import Metadata
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS databases (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    name TEXT NOT NULL,
+    UNIQUE (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS collections (
+    id TEXT PRIMARY KEY,
+    database_id TEXT NOT NULL REFERENCES databases(id),
+    name TEXT NOT NULL,
+    metadata TEXT,
+    configuration TEXT NOT NULL,
+    dimension INTEGER,
+    UNIQUE (database_id, name)
+);
+"""
+
+_COLLECTION_SELECT = """
+SELECT c.id, c.name, d.tenant, d.name, c.metadata, c.configuration, c.dimension
+FROM collections c JOIN databases d ON d.id = c.database_id
+"""
+
+
+class SqliteCatalog:
+    """:class:`~chroma_serverless.catalog.Catalog` in one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._conn = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._lock = threading.RLock()
+        with self._lock:
+            if str(path) != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(SCHEMA)
+        self._ensure_defaults()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn, self._lock)
+
+    def _ensure_defaults(self) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO tenants VALUES (?)", (DEFAULT_TENANT,))
+            db.execute(
+                "INSERT OR IGNORE INTO databases VALUES (?, ?, ?)",
+                (str(uuid.uuid4()), DEFAULT_TENANT, DEFAULT_DATABASE),
+            )
+
+    # ------------------------------------------------------------------ tenants
+
+    def create_tenant(self, name: str) -> Tenant:
+        with self._transaction() as db:
+            try:
+                db.execute("INSERT INTO tenants VALUES (?)", (name,))
+            except sqlite3.IntegrityError as exc:
+                raise UniqueConstraintError(f"Tenant [{name}] already exists") from exc
+        return Tenant(name)
+
+    def get_tenant(self, name: str) -> Tenant:
+        with self._transaction() as db:
+            row = db.execute("SELECT name FROM tenants WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"Tenant [{name}] not found")
+        return Tenant(row[0])
+
+    # ------------------------------------------------------------------ databases
+
+    def create_database(self, tenant: str, name: str) -> Database:
+        database = Database(str(uuid.uuid4()), name, tenant)
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone() is None:
+                raise NotFoundError(f"Tenant [{tenant}] not found")
+            try:
+                db.execute("INSERT INTO databases VALUES (?, ?, ?)", (database.id, tenant, name))
+            except sqlite3.IntegrityError as exc:
+                raise UniqueConstraintError(f"Database [{name}] already exists") from exc
+        return database
+
+    def get_database(self, tenant: str, name: str) -> Database:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, name, tenant FROM databases WHERE tenant = ? AND name = ?",
+                (tenant, name),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"Database [{name}] not found. Are you sure it exists?")
+        return Database(*row)
+
+    def list_databases(self, tenant: str, limit: int | None, offset: int) -> list[Database]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, name, tenant FROM databases WHERE tenant = ? ORDER BY name "
+                "LIMIT ? OFFSET ?",
+                (tenant, -1 if limit is None else limit, offset),
+            ).fetchall()
+        return [Database(*row) for row in rows]
+
+    def delete_database(self, tenant: str, name: str) -> list[Collection]:
+        with self._transaction() as db:
+            database = self.get_database(tenant, name)
+            collections = [
+                _collection(row)
+                for row in db.execute(
+                    _COLLECTION_SELECT + "WHERE c.database_id = ?", (database.id,)
+                ).fetchall()
+            ]
+            db.execute("DELETE FROM collections WHERE database_id = ?", (database.id,))
+            db.execute("DELETE FROM databases WHERE id = ?", (database.id,))
+        return collections
+
+    # ------------------------------------------------------------------ collections
+
+    def create_collection(
+        self, collection: Collection, get_or_create: bool
+    ) -> tuple[Collection, bool]:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id FROM databases WHERE tenant = ? AND name = ?",
+                (collection.tenant, collection.database),
+            ).fetchone()
+            if row is None:
+                raise InvalidArgumentError(f"Database [{collection.database}] does not exist")
+            try:
+                db.execute(
+                    "INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        collection.id,
+                        row[0],
+                        collection.name,
+                        _dump(collection.metadata),
+                        json.dumps(collection.configuration),
+                        collection.dimension,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                if not get_or_create:
+                    raise UniqueConstraintError(
+                        f"Collection [{collection.name}] already exists"
+                    ) from exc
+                existing = self.get_collection(
+                    collection.tenant, collection.database, collection.name
+                )
+                return existing, False
+        return collection, True
+
+    def get_collection(self, tenant: str, database: str, name: str) -> Collection:
+        with self._transaction() as db:
+            row = db.execute(
+                _COLLECTION_SELECT + "WHERE d.tenant = ? AND d.name = ? AND c.name = ?",
+                (tenant, database, name),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"Collection [{name}] does not exist")
+        return _collection(row)
+
+    def get_collection_by_id(self, collection_id: str) -> Collection:
+        with self._transaction() as db:
+            row = db.execute(_COLLECTION_SELECT + "WHERE c.id = ?", (collection_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist.")
+        return _collection(row)
+
+    def list_collections(
+        self, tenant: str, database: str, limit: int | None, offset: int
+    ) -> list[Collection]:
+        with self._transaction() as db:
+            rows = db.execute(
+                _COLLECTION_SELECT
+                + "WHERE d.tenant = ? AND d.name = ? ORDER BY c.name LIMIT ? OFFSET ?",
+                (tenant, database, -1 if limit is None else limit, offset),
+            ).fetchall()
+        return [_collection(row) for row in rows]
+
+    def count_collections(self, tenant: str, database: str) -> int:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM collections c JOIN databases d ON d.id = c.database_id "
+                "WHERE d.tenant = ? AND d.name = ?",
+                (tenant, database),
+            ).fetchone()
+        return int(row[0])
+
+    def update_collection(
+        self,
+        collection_id: str,
+        name: str | None,
+        metadata: Metadata | None,
+        configuration: dict[str, Any] | None,
+    ) -> Collection:
+        with self._transaction() as db:
+            current = self.get_collection_by_id(collection_id)
+            try:
+                db.execute(
+                    "UPDATE collections SET name = ?, metadata = ?, configuration = ? WHERE id = ?",
+                    (
+                        current.name if name is None else name,
+                        _dump(current.metadata if metadata is None else metadata),
+                        json.dumps(
+                            current.configuration if configuration is None else configuration
+                        ),
+                        collection_id,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise UniqueConstraintError(f"Collection [{name}] already exists") from exc
+            return self.get_collection_by_id(collection_id)
+
+    def delete_collection(self, tenant: str, database: str, name: str) -> Collection:
+        with self._transaction() as db:
+            collection = self.get_collection(tenant, database, name)
+            db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
+        return collection
+
+    def set_dimension(self, collection_id: str, dimension: int) -> int:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE collections SET dimension = ? WHERE id = ? AND dimension IS NULL",
+                (dimension, collection_id),
+            )
+            row = db.execute(
+                "SELECT dimension FROM collections WHERE id = ?", (collection_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist.")
+        return int(row[0])
+
+    def reset(self) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM collections")
+            db.execute("DELETE FROM databases")
+            db.execute("DELETE FROM tenants")
+        self._ensure_defaults()
+
+
+class _Transaction:
+    """Serialises access to the shared connection; one IMMEDIATE transaction per outer block."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._conn = conn
+        self._lock = lock
+        self._outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        self._outer = not self._conn.in_transaction
+        if self._outer:
+            self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if self._outer:
+                self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()
+
+
+def _dump(metadata: Metadata | None) -> str | None:
+    return None if metadata is None else json.dumps(metadata)
+
+
+def _collection(row: tuple[Any, ...]) -> Collection:
+    collection_id, name, tenant, database, metadata, configuration, dimension = row
+    return Collection(
+        id=collection_id,
+        name=name,
+        tenant=tenant,
+        database=database,
+        metadata=None if metadata is None else json.loads(metadata),
+        configuration=json.loads(configuration),
+        dimension=dimension,
+    )

@@ -1,0 +1,436 @@
+"""The record store: one LanceDB table per collection under a root URI (local dir or ``s3://``).
+
+Chroma's write semantics live here, once: add ignores ids that exist, update ignores ids that do
+not, update/upsert merge metadata per key (``None`` removes a key) and replace only the columns
+sent. ``id`` is non-null and declared the table's primary key, so concurrent upserts of one new id
+from several processes commit one row (shared/docs/lancedb-facts.md §1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from chroma_serverless import layout
+from chroma_serverless.errors import InvalidArgumentError
+from chroma_serverless.filters import to_sql
+from chroma_serverless.types import Filter, GetResult, QueryResult
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from chroma_serverless.types import (
+        Collection,
+        DeleteRequest,
+        GetRequest,
+        Include,
+        Metadata,
+        QueryRequest,
+        RecordBatch,
+        Space,
+        UpdateMetadata,
+        Vectors,
+    )
+
+LANCE_DISTANCE: dict[Space, str] = {"l2": "l2", "cosine": "cosine", "ip": "dot"}
+SCHEMA_RETRIES = 10
+
+
+class RecordStore(Protocol):
+    """Records of collections, addressed by collection id. Callers validate batches first."""
+
+    def add(self, collection: Collection, batch: RecordBatch) -> None:
+        """Insert records whose ids are new; existing ids are left untouched."""
+
+    def upsert(self, collection: Collection, batch: RecordBatch) -> None:
+        """Insert new ids; update existing ones as :meth:`update` does."""
+
+    def update(self, collection: Collection, batch: RecordBatch) -> None:
+        """Replace the columns sent and merge metadata for ids that exist; ignore the rest."""
+
+    def get(self, collection: Collection, request: GetRequest) -> GetResult:
+        """Records matching the filter in storage order, after offset, at most limit."""
+
+    def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
+        """Exact nearest neighbours per query vector among records matching the filter."""
+
+    def delete(self, collection: Collection, request: DeleteRequest) -> int:
+        """Delete matching records (at most ``limit``); returns how many were deleted."""
+
+    def count(self, collection: Collection) -> int:
+        """Number of records."""
+
+    def drop(self, collection_id: str) -> None:
+        """Remove every record of a collection; a no-op if it has none."""
+
+    def reset(self) -> None:
+        """Remove the records of every collection."""
+
+
+class LanceRecordStore:
+    """:class:`RecordStore` on LanceDB. ``uri`` is a directory path or ``s3://bucket/prefix``."""
+
+    def __init__(self, uri: str, storage_options: Mapping[str, str] | None = None) -> None:
+        # A zero interval makes every read check for a newer table version, so a write
+        # acknowledged by any process is visible to the next read in any other.
+        self._db = lancedb.connect(
+            uri,
+            storage_options=dict(storage_options or {}),
+            read_consistency_interval=timedelta(0),
+        )
+        self._tables: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writes
+
+    def add(self, collection: Collection, batch: RecordBatch) -> None:
+        table = self._writable(collection)
+        rows = [_new_row(batch, i) for i in range(len(batch))]
+        data = self._to_arrow(table, collection, rows, _batch_columns(batch))
+        with _engine_errors():
+            table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
+
+    def upsert(self, collection: Collection, batch: RecordBatch) -> None:
+        table = self._writable(collection)
+        existing = self._rows_by_id(table, batch.ids)
+        rows = [
+            _merged_row(existing[batch.ids[i]], batch, i)
+            if batch.ids[i] in existing
+            else _new_row(batch, i)
+            for i in range(len(batch))
+        ]
+        data = self._to_arrow(table, collection, rows, _batch_columns(batch), full=True)
+        with _engine_errors():
+            (
+                table.merge_insert(layout.ID)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
+
+    def update(self, collection: Collection, batch: RecordBatch) -> None:
+        table = self._open(collection.id)
+        if table is None:
+            return
+        existing = self._rows_by_id(table, batch.ids)
+        rows = [
+            _merged_row(existing[record_id], batch, i)
+            for i, record_id in enumerate(batch.ids)
+            if record_id in existing
+        ]
+        if not rows:
+            return
+        data = self._to_arrow(table, collection, rows, _batch_columns(batch), full=True)
+        with _engine_errors():
+            table.merge_insert(layout.ID).when_matched_update_all().execute(data)
+
+    def delete(self, collection: Collection, request: DeleteRequest) -> int:
+        table = self._open(collection.id)
+        if table is None or request.limit == 0:
+            return 0
+        predicate = to_sql(request.filter, table.schema.names)
+        if request.limit is not None:
+            ids = self._select(table, predicate, [layout.ID], limit=request.limit)
+            predicate = to_sql(_ids_filter(ids.column(layout.ID).to_pylist()), ())
+        with _engine_errors():
+            result = table.delete(predicate or "TRUE")
+        return int(result.num_deleted_rows)
+
+    def drop(self, collection_id: str) -> None:
+        with self._lock:
+            self._tables.pop(collection_id, None)
+        with contextlib.suppress(ValueError):  # "Table ... was not found"
+            self._db.drop_table(collection_id)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tables.clear()
+        self._db.drop_all_tables()
+
+    # ------------------------------------------------------------------ reads
+
+    def count(self, collection: Collection) -> int:
+        table = self._open(collection.id)
+        return 0 if table is None else int(table.count_rows())
+
+    def get(self, collection: Collection, request: GetRequest) -> GetResult:
+        table = self._open(collection.id)
+        if table is None or request.limit == 0:
+            return _get_result([], request.include)
+        columns = _columns(table, request.include)
+        predicate = to_sql(request.filter, table.schema.names)
+        data = self._select(table, predicate, columns, request.limit, request.offset)
+        return _get_result(_records(data), request.include)
+
+    def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
+        table = self._open(collection.id)
+        result = QueryResult(ids=[])
+        include = request.include
+        for name in ("distances", "embeddings", "documents", "uris", "metadatas"):
+            if name in include:
+                setattr(result, name, [])
+        for vector in request.embeddings:
+            records = [] if table is None else self._nearest(table, collection, vector, request)
+            result.ids.append([r["id"] for r in records])
+            if result.distances is not None:
+                result.distances.append([r[layout.DISTANCE] for r in records])
+            page = _get_result(records, include)
+            for name in ("embeddings", "documents", "uris", "metadatas"):
+                if getattr(result, name) is not None:
+                    getattr(result, name).append(getattr(page, name))
+        return result
+
+    def _nearest(
+        self, table: Any, collection: Collection, vector: Vectors, request: QueryRequest
+    ) -> list[dict[str, Any]]:
+        predicate = to_sql(request.filter, table.schema.names)
+        columns = [*_columns(table, request.include), layout.DISTANCE]
+        search = (
+            table.search(vector, vector_column_name=layout.EMBEDDING)
+            .distance_type(LANCE_DISTANCE[collection.space])
+            .limit(request.n_results)
+            .select(columns)
+        )
+        if predicate is not None:
+            search = search.where(predicate, prefilter=True)
+        with _engine_errors():
+            return _records(search.to_arrow())
+
+    def _select(
+        self,
+        table: Any,
+        predicate: str | None,
+        columns: list[str],
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pa.Table:
+        query = table.search().select(columns).limit(limit)
+        if offset:
+            query = query.offset(offset)
+        if predicate is not None:
+            query = query.where(predicate)
+        with _engine_errors():
+            return query.to_arrow()
+
+    def _rows_by_id(self, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        columns = _columns(table, ("embeddings", "documents", "uris", "metadatas"))
+        data = self._select(table, to_sql(_ids_filter(ids), ()), columns)
+        return {row["id"]: row for row in _records(data)}
+
+    # ------------------------------------------------------------------ tables
+
+    def _open(self, collection_id: str) -> Any | None:
+        with self._lock:
+            table = self._tables.get(collection_id)
+        if table is not None:
+            return table
+        try:
+            table = self._db.open_table(collection_id)
+        except ValueError:  # "Table ... was not found": no record was ever written
+            return None
+        with self._lock:
+            return self._tables.setdefault(collection_id, table)
+
+    def _writable(self, collection: Collection) -> Any:
+        table = self._open(collection.id)
+        if table is not None:
+            return table
+        if collection.dimension is None:
+            raise InvalidArgumentError("Collection dimension is unknown; add embeddings first")
+        try:
+            table = self._db.create_table(
+                collection.id, schema=layout.base_schema(collection.dimension)
+            )
+            table.set_unenforced_primary_key(layout.ID)  # type: ignore[attr-defined]
+        except ValueError as exc:  # another writer created it first
+            if "already exists" not in str(exc):
+                raise
+        opened = self._open(collection.id)
+        assert opened is not None
+        return opened
+
+    def _ensure_columns(self, table: Any, fields: Sequence[pa.Field]) -> None:
+        """Add missing metadata columns; concurrent schema changes are retried."""
+        for _ in range(SCHEMA_RETRIES):
+            missing = [f for f in fields if f.name not in table.schema.names]
+            if not missing:
+                return
+            try:
+                table.add_columns(missing)
+            except (RuntimeError, ValueError) as exc:
+                message = str(exc)
+                if "already exists" not in message and "conflict" not in message.lower():
+                    raise
+                table.checkout_latest()
+        raise RuntimeError("could not add metadata columns after concurrent schema changes")
+
+    def _to_arrow(
+        self,
+        table: Any,
+        collection: Collection,
+        rows: list[dict[str, Any]],
+        sent: set[str],
+        full: bool = False,
+    ) -> pa.Table:
+        """Arrow data for ``rows``; ``full`` writes every metadata column so stale values clear."""
+        wanted = {
+            layout.metadata_column(key, layout.value_kind(value)): (key, layout.value_kind(value))
+            for row in rows
+            for key, value in (row["metadata"] or {}).items()
+        }
+        self._ensure_columns(table, [layout.metadata_field(k, kind) for k, kind in wanted.values()])
+        if full:
+            for name in table.schema.names:
+                parsed = layout.parse_metadata_column(name)
+                if parsed is not None:
+                    wanted.setdefault(name, parsed)
+        assert collection.dimension is not None
+        arrays: dict[str, pa.Array] = {
+            layout.ID: pa.array([row["id"] for row in rows], pa.string()),
+            layout.EMBEDDING: _vectors_array(
+                [row["embedding"] for row in rows], collection.dimension
+            ),
+        }
+        for column in (layout.DOCUMENT, layout.URI):
+            if full or column in sent:
+                arrays[column] = pa.array([row[column] for row in rows], pa.string())
+        for name, (key, kind) in wanted.items():
+            values = [_value_of_kind(row["metadata"], key, kind) for row in rows]
+            arrays[name] = pa.array(values, layout.KIND_TYPES[kind])
+        schema = table.schema
+        return pa.table(arrays, schema=pa.schema([schema.field(name) for name in arrays]))
+
+
+@contextlib.contextmanager
+def _engine_errors() -> Iterator[None]:
+    """LanceDB reports a bad regex as a ValueError; everything else stays an internal error."""
+    try:
+        yield
+    except ValueError as exc:
+        if "regex" in str(exc).lower():
+            raise InvalidArgumentError(f"Invalid regex in where document: {exc}") from exc
+        raise
+
+
+def _ids_filter(ids: list[str]) -> Filter:
+    return Filter(ids=ids)
+
+
+def _batch_columns(batch: RecordBatch) -> set[str]:
+    sent = set()
+    if batch.documents is not None:
+        sent.add(layout.DOCUMENT)
+    if batch.uris is not None:
+        sent.add(layout.URI)
+    return sent
+
+
+def _new_row(batch: RecordBatch, i: int) -> dict[str, Any]:
+    metadata = batch.metadatas[i] if batch.metadatas is not None else None
+    return {
+        "id": batch.ids[i],
+        "embedding": batch.embeddings[i] if batch.embeddings is not None else None,
+        layout.DOCUMENT: batch.documents[i] if batch.documents is not None else None,
+        layout.URI: batch.uris[i] if batch.uris is not None else None,
+        "metadata": _merge(None, metadata),
+    }
+
+
+def _merged_row(old: dict[str, Any], batch: RecordBatch, i: int) -> dict[str, Any]:
+    row = dict(old)
+    if batch.embeddings is not None:
+        row["embedding"] = batch.embeddings[i]
+    if batch.documents is not None and batch.documents[i] is not None:
+        row[layout.DOCUMENT] = batch.documents[i]
+    if batch.uris is not None and batch.uris[i] is not None:
+        row[layout.URI] = batch.uris[i]
+    if batch.metadatas is not None:
+        row["metadata"] = _merge(old["metadata"], batch.metadatas[i])
+    return row
+
+
+def _merge(old: Metadata | None, new: UpdateMetadata | None) -> Metadata | None:
+    merged: dict[str, Any] = dict(old or {})
+    for key, value in (new or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged or None
+
+
+def _value_of_kind(metadata: Metadata | None, key: str, kind: str) -> Any:
+    if not metadata or key not in metadata:
+        return None
+    value = metadata[key]
+    return value if layout.value_kind(value) == kind else None
+
+
+def _vectors_array(vectors: list[Vectors | None], dimension: int) -> pa.Array:
+    flat = np.asarray(vectors, dtype=np.float32).reshape(-1)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dimension)
+
+
+def _columns(table: Any, include: Sequence[Include]) -> list[str]:
+    columns = [layout.ID]
+    if "embeddings" in include:
+        columns.append(layout.EMBEDDING)
+    if "documents" in include:
+        columns.append(layout.DOCUMENT)
+    if "uris" in include:
+        columns.append(layout.URI)
+    if "metadatas" in include:
+        columns += [n for n in table.schema.names if layout.parse_metadata_column(n) is not None]
+    return columns
+
+
+def _records(data: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts with ``metadata`` rebuilt from the typed columns (``None`` when empty)."""
+    names = data.column_names
+    meta_columns = [(n, layout.parse_metadata_column(n)) for n in names]
+    records: list[dict[str, Any]] = [{} for _ in range(data.num_rows)]
+    for name in names:
+        parsed = layout.parse_metadata_column(name)
+        if name == layout.EMBEDDING:
+            column = data.column(name).combine_chunks()
+            values = column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1)
+            for record, vector in zip(records, values, strict=True):
+                record["embedding"] = vector
+        elif parsed is None:
+            for record, value in zip(records, data.column(name).to_pylist(), strict=True):
+                record[name] = value
+    if any(parsed is not None for _, parsed in meta_columns):
+        for record in records:
+            record["metadata"] = {}
+        for name, parsed in meta_columns:
+            if parsed is None:
+                continue
+            key = parsed[0]
+            for record, value in zip(records, data.column(name).to_pylist(), strict=True):
+                if value is not None:
+                    record["metadata"][key] = value
+        for record in records:
+            record["metadata"] = record["metadata"] or None
+    else:
+        for record in records:
+            record["metadata"] = None
+    return records
+
+
+def _get_result(records: list[dict[str, Any]], include: Sequence[Include]) -> GetResult:
+    result = GetResult(ids=[r["id"] for r in records])
+    if "embeddings" in include:
+        result.embeddings = [r["embedding"] for r in records]
+    if "documents" in include:
+        result.documents = [r.get(layout.DOCUMENT) for r in records]
+    if "uris" in include:
+        result.uris = [r.get(layout.URI) for r in records]
+    if "metadatas" in include:
+        result.metadatas = [r["metadata"] for r in records]
+    return result

@@ -1,0 +1,208 @@
+"""The Chroma API as domain operations over the two seams (catalog and record store).
+
+Routes call exactly one method here; everything above the seams is shared by the embedded default
+and the AWS deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from chroma_serverless import collections
+from chroma_serverless.errors import ForbiddenError, InvalidArgumentError, NotFoundError
+from chroma_serverless.types import Collection, QueryResult
+
+if TYPE_CHECKING:
+    from chroma_serverless.catalog import Catalog
+    from chroma_serverless.records import RecordStore
+    from chroma_serverless.settings import Settings
+    from chroma_serverless.types import (
+        Database,
+        DeleteRequest,
+        GetRequest,
+        GetResult,
+        QueryRequest,
+        RecordBatch,
+        Tenant,
+    )
+
+
+class Service:
+    def __init__(self, catalog: Catalog, records: RecordStore, settings: Settings) -> None:
+        self.catalog = catalog
+        self.records = records
+        self.settings = settings
+
+    # ------------------------------------------------------------------ system
+
+    def reset(self) -> bool:
+        if not self.settings.allow_reset:
+            raise ForbiddenError("Reset is disabled by config")
+        self.catalog.reset()
+        self.records.reset()
+        return True
+
+    # ------------------------------------------------------------------ tenants, databases
+
+    def create_tenant(self, name: str) -> Tenant:
+        return self.catalog.create_tenant(_name(name, "tenant"))
+
+    def get_tenant(self, name: str) -> Tenant:
+        return self.catalog.get_tenant(name)
+
+    def create_database(self, tenant: str, name: str) -> Database:
+        return self.catalog.create_database(tenant, _name(name, "database"))
+
+    def get_database(self, tenant: str, name: str) -> Database:
+        return self.catalog.get_database(tenant, name)
+
+    def list_databases(self, tenant: str, limit: int | None, offset: int | None) -> list[Database]:
+        return self.catalog.list_databases(tenant, *_page(limit, offset))
+
+    def delete_database(self, tenant: str, name: str) -> None:
+        for collection in self.catalog.delete_database(tenant, name):
+            self.records.drop(collection.id)
+
+    # ------------------------------------------------------------------ collections
+
+    def create_collection(
+        self,
+        tenant: str,
+        database: str,
+        name: str,
+        metadata: dict[str, Any] | None,
+        configuration: dict[str, Any] | None,
+        get_or_create: bool,
+    ) -> Collection:
+        metadata = collections.validate_metadata(metadata, "collection metadata")
+        collection = Collection(
+            id=str(uuid.uuid4()),
+            name=collections.validate_name(name),
+            tenant=tenant,
+            database=database,
+            metadata=metadata,
+            configuration=collections.new_configuration(configuration, metadata),
+        )
+        stored, _ = self.catalog.create_collection(collection, get_or_create)
+        return stored
+
+    def get_collection(self, tenant: str, database: str, name: str) -> Collection:
+        return self.catalog.get_collection(tenant, database, name)
+
+    def get_collection_by_id(self, tenant: str, database: str, collection_id: str) -> Collection:
+        return self.collection(tenant, database, collection_id)
+
+    def list_collections(
+        self, tenant: str, database: str, limit: int | None, offset: int | None
+    ) -> list[Collection]:
+        return self.catalog.list_collections(tenant, database, *_page(limit, offset))
+
+    def count_collections(self, tenant: str, database: str) -> int:
+        return self.catalog.count_collections(tenant, database)
+
+    def modify_collection(
+        self,
+        tenant: str,
+        database: str,
+        collection_id: str,
+        new_name: str | None,
+        new_metadata: dict[str, Any] | None,
+        new_configuration: dict[str, Any] | None,
+    ) -> Collection:
+        current = self.collection(tenant, database, collection_id)
+        return self.catalog.update_collection(
+            current.id,
+            None if new_name is None else collections.validate_name(new_name),
+            collections.validate_metadata(new_metadata, "collection metadata"),
+            collections.updated_configuration(current.configuration, new_configuration),
+        )
+
+    def delete_collection(self, tenant: str, database: str, name: str) -> None:
+        collection = self.catalog.delete_collection(tenant, database, name)
+        self.records.drop(collection.id)
+
+    def collection(self, tenant: str, database: str, collection_id: str) -> Collection:
+        """The collection a record route addresses; its tenant and database must match."""
+        try:
+            uuid.UUID(collection_id)
+        except ValueError as exc:
+            raise InvalidArgumentError("Collection ID is not a valid UUIDv4") from exc
+        collection = self.catalog.get_collection_by_id(collection_id)
+        if (collection.tenant, collection.database) != (tenant, database):
+            raise NotFoundError(f"Collection [{collection_id}] does not exist.")
+        return collection
+
+    # ------------------------------------------------------------------ records
+
+    def add(self, collection: Collection, batch: RecordBatch) -> None:
+        self._require_embeddings(batch)
+        self.records.add(self._fix_dimension(collection, batch), batch)
+
+    def upsert(self, collection: Collection, batch: RecordBatch) -> None:
+        self._require_embeddings(batch)
+        self.records.upsert(self._fix_dimension(collection, batch), batch)
+
+    def update(self, collection: Collection, batch: RecordBatch) -> None:
+        if batch.embeddings is not None:
+            self._check_dimension(collection, batch.embeddings.shape[1])
+        self.records.update(collection, batch)
+
+    def get(self, collection: Collection, request: GetRequest) -> GetResult:
+        return self.records.get(collection, request)
+
+    def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
+        if len(request.embeddings) == 0:
+            return QueryResult(ids=[])
+        if collection.dimension is None:
+            return self.records.query(collection, request)
+        self._check_dimension(collection, request.embeddings.shape[1])
+        return self.records.query(collection, request)
+
+    def delete(self, collection: Collection, request: DeleteRequest) -> int:
+        return self.records.delete(collection, request)
+
+    def count(self, collection: Collection) -> int:
+        return self.records.count(collection)
+
+    @staticmethod
+    def _require_embeddings(batch: RecordBatch) -> None:
+        if batch.embeddings is None:
+            raise InvalidArgumentError(
+                "Expected embeddings: this server does not compute embeddings from documents"
+            )
+
+    def _fix_dimension(self, collection: Collection, batch: RecordBatch) -> Collection:
+        """The first write fixes the collection's dimension; later ones must match it."""
+        assert batch.embeddings is not None
+        dimension = batch.embeddings.shape[1]
+        if collection.dimension is None:
+            fixed = self.catalog.set_dimension(collection.id, dimension)
+            collection = dataclasses.replace(collection, dimension=fixed)
+        self._check_dimension(collection, dimension)
+        return collection
+
+    @staticmethod
+    def _check_dimension(collection: Collection, dimension: int) -> None:
+        if collection.dimension is not None and collection.dimension != dimension:
+            raise InvalidArgumentError(
+                f"Collection expecting embedding with dimension of {collection.dimension}, "
+                f"got {dimension}"
+            )
+
+
+def _name(name: str, what: str) -> str:
+    if not name or len(name) > 512 or any(not c.isprintable() for c in name) or "/" in name:
+        raise InvalidArgumentError(
+            f"Expected {what} name to be 1-512 printable characters without '/', got {name!r}"
+        )
+    return name
+
+
+def _page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
+    if limit is not None and limit < 0:
+        raise InvalidArgumentError(f"Expected limit to be a non-negative int, got {limit}")
+    if offset is not None and offset < 0:
+        raise InvalidArgumentError(f"Expected offset to be a non-negative int, got {offset}")
+    return limit, offset or 0

@@ -1,0 +1,119 @@
+"""The vocabulary shared by every layer: metadata, filters, collections and record requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+MetadataScalar = str | int | float | bool
+MetadataValue = MetadataScalar | list[str] | list[int] | list[float] | list[bool]
+Metadata = dict[str, MetadataValue]
+# On update/upsert a ``None`` value removes the key.
+UpdateMetadata = dict[str, MetadataValue | None]
+
+Where = dict[str, Any]
+WhereDocument = dict[str, Any]
+
+Include = Literal["documents", "embeddings", "metadatas", "distances", "uris"]
+Space = Literal["l2", "cosine", "ip"]
+SPACES: tuple[Space, ...] = ("l2", "cosine", "ip")
+
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+
+
+@dataclass(frozen=True)
+class Database:
+    id: str
+    name: str
+    tenant: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: str
+    name: str
+    tenant: str
+    database: str
+    metadata: Metadata | None
+    configuration: dict[str, Any]
+    dimension: int | None = None
+
+    @property
+    def space(self) -> Space:
+        """Distance space: configuration (hnsw, spann), then ``hnsw:space`` metadata, then l2."""
+        for index in ("hnsw", "spann"):
+            settings = self.configuration.get(index)
+            if isinstance(settings, dict) and settings.get("space") in SPACES:
+                return settings["space"]  # type: ignore[no-any-return]
+        legacy = (self.metadata or {}).get("hnsw:space")
+        return legacy if legacy in SPACES else "l2"
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Validated columns of an add/update/upsert; optional columns are ``None`` when not sent."""
+
+    ids: list[str]
+    embeddings: Vectors | None = None
+    metadatas: list[UpdateMetadata | None] | None = None
+    documents: list[str | None] | None = None
+    uris: list[str | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Filter:
+    ids: list[str] | None = None
+    where: Where | None = None
+    where_document: WhereDocument | None = None
+
+
+@dataclass(frozen=True)
+class GetRequest:
+    filter: Filter = field(default_factory=Filter)
+    limit: int | None = None
+    offset: int = 0
+    include: tuple[Include, ...] = ("documents", "metadatas")
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    embeddings: Vectors
+    n_results: int = 10
+    filter: Filter = field(default_factory=Filter)
+    include: tuple[Include, ...] = ("documents", "metadatas", "distances")
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    filter: Filter
+    limit: int | None = None
+
+
+@dataclass
+class GetResult:
+    ids: list[str]
+    embeddings: list[Vectors] | None = None
+    documents: list[str | None] | None = None
+    uris: list[str | None] | None = None
+    metadatas: list[Metadata | None] | None = None
+
+
+@dataclass
+class QueryResult:
+    ids: list[list[str]]
+    distances: list[list[float]] | None = None
+    embeddings: list[list[Vectors]] | None = None
+    documents: list[list[str | None]] | None = None
+    uris: list[list[str | None]] | None = None
+    metadatas: list[list[Metadata | None]] | None = None

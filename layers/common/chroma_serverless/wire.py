@@ -1,0 +1,188 @@
+"""Request bodies with Chroma's field names, and their conversion to validated domain values."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from chroma_serverless.collections import validate_metadata
+from chroma_serverless.errors import (
+    BatchSizeExceededError,
+    DuplicateIDError,
+    InvalidArgumentError,
+)
+from chroma_serverless.filters import validate_where, validate_where_document
+from chroma_serverless.types import (
+    DeleteRequest,
+    Filter,
+    GetRequest,
+    Include,
+    QueryRequest,
+    RecordBatch,
+    Vectors,
+)
+
+Embedding = list[float] | str
+
+
+class Body(BaseModel):
+    # Unknown keys are ignored, as Chroma's server does.
+    model_config = ConfigDict(extra="ignore")
+
+
+class CreateTenant(Body):
+    name: str
+
+
+class CreateDatabase(Body):
+    name: str
+
+
+class CreateCollection(Body):
+    name: str
+    metadata: dict[str, Any] | None = None
+    configuration: dict[str, Any] | None = None
+    get_or_create: bool = False
+
+
+class UpdateCollection(Body):
+    new_name: str | None = None
+    new_metadata: dict[str, Any] | None = None
+    new_configuration: dict[str, Any] | None = None
+
+
+class Records(Body):
+    ids: list[str]
+    embeddings: list[Embedding] | None = None
+    metadatas: list[dict[str, Any] | None] | None = None
+    documents: list[str | None] | None = None
+    uris: list[str | None] | None = None
+
+    def batch(self, max_batch_size: int, merge_metadata: bool) -> RecordBatch:
+        """Validate the columns; ``merge_metadata`` (update/upsert) admits ``None`` values."""
+        if not self.ids:
+            raise InvalidArgumentError("Expected IDs to be a non-empty list, got 0 IDs")
+        lengths = {
+            len(c)
+            for c in (self.embeddings, self.metadatas, self.documents, self.uris)
+            if c is not None
+        }
+        if lengths - {len(self.ids)}:
+            raise InvalidArgumentError(
+                "Inconsistent number of IDs, embeddings, documents, URIs and metadatas"
+            )
+        if len(self.ids) > max_batch_size:
+            raise BatchSizeExceededError(
+                f"Batch size {len(self.ids)} exceeds maximum batch size {max_batch_size}"
+            )
+        check_unique(self.ids)
+        metadatas = None
+        if self.metadatas is not None:
+            metadatas = [validate_metadata(m, allow_none=merge_metadata) for m in self.metadatas]
+        return RecordBatch(
+            ids=self.ids,
+            embeddings=None if self.embeddings is None else vectors(self.embeddings),
+            metadatas=metadatas,
+            documents=self.documents,
+            uris=self.uris,
+        )
+
+
+class FilterBody(Body):
+    ids: list[str] | None = None
+    where: dict[str, Any] | None = None
+    where_document: dict[str, Any] | None = None
+
+    def filter(self) -> Filter:
+        if self.where is not None:
+            validate_where(self.where)
+        if self.where_document is not None:
+            validate_where_document(self.where_document)
+        return Filter(self.ids, self.where or None, self.where_document or None)
+
+
+class GetRecords(FilterBody):
+    limit: int | None = None
+    offset: int | None = None
+    include: list[Include] = ["documents", "metadatas"]
+
+    def request(self) -> GetRequest:
+        if "distances" in self.include:
+            raise InvalidArgumentError("Expected include to not contain distances for get")
+        if self.limit is not None and self.limit < 0:
+            raise InvalidArgumentError(f"Expected limit to be a non-negative int, got {self.limit}")
+        if self.offset is not None and self.offset < 0:
+            raise InvalidArgumentError(
+                f"Expected offset to be a non-negative int, got {self.offset}"
+            )
+        return GetRequest(self.filter(), self.limit, self.offset or 0, tuple(self.include))
+
+
+class QueryRecords(FilterBody):
+    query_embeddings: list[Embedding]
+    n_results: int = 10
+    include: list[Include] = ["documents", "metadatas", "distances"]
+
+    def request(self) -> QueryRequest:
+        if self.n_results <= 0:
+            raise InvalidArgumentError(
+                f"Expected n_results to be a positive int, got {self.n_results}"
+            )
+        embeddings = vectors(self.query_embeddings) if self.query_embeddings else _no_vectors()
+        return QueryRequest(embeddings, self.n_results, self.filter(), tuple(self.include))
+
+
+class DeleteRecords(FilterBody):
+    limit: int | None = None
+
+    def request(self) -> DeleteRequest:
+        if self.ids is None and self.where is None and self.where_document is None:
+            raise InvalidArgumentError(
+                "At least one of ids, where, or where_document must be provided in delete"
+            )
+        if self.limit is not None and self.limit < 0:
+            raise InvalidArgumentError(f"Expected limit to be a non-negative int, got {self.limit}")
+        return DeleteRequest(self.filter(), self.limit)
+
+
+def check_unique(ids: list[str]) -> None:
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        duplicates = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+        raise DuplicateIDError(
+            f"Expected IDs to be unique, found duplicates of: {', '.join(duplicates[:10])}"
+        )
+
+
+def vectors(embeddings: list[Embedding]) -> Vectors:
+    """Float lists or base64 little-endian float32 strings, as one ``[n, d]`` float32 array."""
+    rows = [_decode(e) if isinstance(e, str) else e for e in embeddings]
+    dimensions = {len(row) for row in rows}
+    if len(dimensions) != 1:
+        raise InvalidArgumentError(
+            f"Expected all embeddings to have the same dimension, got {sorted(dimensions)}"
+        )
+    if 0 in dimensions:
+        raise InvalidArgumentError("Expected embeddings to be non-empty")
+    array = np.asarray(rows, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise InvalidArgumentError("Expected embeddings to contain only finite numbers")
+    return array
+
+
+def _decode(encoded: str) -> Vectors:
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidArgumentError(f"Invalid base64 embedding: {exc}") from exc
+    if len(raw) % 4:
+        raise InvalidArgumentError("Invalid base64 embedding: length is not a multiple of 4")
+    return np.frombuffer(raw, dtype="<f4")
+
+
+def _no_vectors() -> Vectors:
+    return np.zeros((0, 0), dtype=np.float32)
