@@ -1,0 +1,145 @@
+"""Shared fixtures: real stores on temp dirs, the app in-process, and a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from chroma_serverless.app import create_app
+from chroma_serverless.catalog.sqlite import SqliteCatalog
+from chroma_serverless.records import LanceRecordStore
+from chroma_serverless.service import Service
+from chroma_serverless.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    import chromadb
+    from chromadb.api import ClientAPI
+
+    from chroma_serverless.catalog import Catalog
+
+
+# ---------------------------------------------------------------- storage seams
+
+
+@pytest.fixture(params=["sqlite"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Catalog:
+    """Every catalog implementation; the contract suite runs once per param."""
+    return SqliteCatalog(tmp_path / "catalog.sqlite3")
+
+
+@pytest.fixture(params=["local"])
+def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> LanceRecordStore:
+    """Every record-store location; the contract suite runs once per param."""
+    return LanceRecordStore(str(tmp_path / "records"))
+
+
+@pytest.fixture
+def service(catalog: Catalog, record_store: LanceRecordStore, tmp_path: Path) -> Service:
+    return Service(catalog, record_store, Settings(path=tmp_path, allow_reset=True))
+
+
+# ---------------------------------------------------------------- the app in-process
+
+
+def _no_internal_errors(response: httpx.Response) -> None:
+    """Every response the suite sees: never a 500, never FastAPI's ``{"detail": ...}``."""
+    response.read()
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        body = response.json()
+        assert set(body) == {"error", "message"}, body
+        assert "chroma-trace-id" in response.headers
+
+
+@pytest.fixture
+def api(service: Service) -> Iterator[TestClient]:
+    app = create_app(service)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.event_hooks["response"].append(_no_internal_errors)
+        yield client
+
+
+# ---------------------------------------------------------------- a real server
+
+
+class Server:
+    def __init__(self, path: Path, *extra: str) -> None:
+        self.log = path / "server.log"
+        self._log_file = self.log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chroma_serverless.cli", "run", "--path", str(path / "data"),
+             "--port", "0", *extra],
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        match = re.search(r"http://([\d.]+):(\d+)", line)
+        assert match, f"server did not start: {line!r} {self.log.read_text()}"
+        self.host, self.port = match.group(1), int(match.group(2))
+        self.url = f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log_file.close()
+
+    def errors_logged(self) -> list[str]:
+        return [line for line in self.log.read_text().splitlines() if "internal error" in line]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``chroma-serverless run --port 0 --allow-reset`` in a subprocess, stopped by its PID."""
+    running = Server(tmp_path_factory.mktemp("server"), "--allow-reset")
+    yield running
+    close_chroma_clients()
+    running.stop()
+    assert running.errors_logged() == []
+
+
+def chroma_client(server: Server, **settings: Any) -> ClientAPI:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.HttpClient(
+        host=server.host,
+        port=server.port,
+        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True, **settings),
+    )
+
+
+def close_chroma_clients() -> None:
+    """The official client caches one HTTP session per server and never closes it."""
+    from chromadb.api.fastapi import FastAPI as ChromaHttpApi
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    for system in SharedSystemClient._identifier_to_system.values():
+        system.instance(ChromaHttpApi)._session.close()
+    SharedSystemClient.clear_system_cache()
+
+
+@pytest.fixture
+def client(server: Server) -> chromadb.ClientAPI:
+    """The official client on a freshly reset server."""
+    official = chroma_client(server)
+    official.reset()
+    return official
