@@ -8,7 +8,6 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import chromadb
+    import httpx
     from chromadb.api import ClientAPI
 
     from chroma_serverless.catalog import Catalog
@@ -77,8 +77,17 @@ class Server:
         self.log = path / "server.log"
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "chroma_serverless.cli", "run", "--path", str(path / "data"),
-             "--port", "0", *extra],
+            [
+                sys.executable,
+                "-m",
+                "chroma_serverless.cli",
+                "run",
+                "--path",
+                str(path / "data"),
+                "--port",
+                "0",
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=self._log_file,
             text=True,
