@@ -68,6 +68,7 @@ def create_app(service: Service) -> FastAPI:
         version=__version__,
         description="Chroma's v2 REST API on LanceDB, for AWS Lambda or a laptop.",
         default_response_class=JSON,
+        redirect_slashes=False,  # the official client treats a redirect as an error
     )
     app.state.service = service
     for router in (

@@ -391,35 +391,23 @@ def _columns(table: Any, include: Sequence[Include]) -> list[str]:
 
 
 def _records(data: pa.Table) -> list[dict[str, Any]]:
-    """Rows as dicts with ``metadata`` rebuilt from the typed columns (``None`` when empty)."""
-    names = data.column_names
-    meta_columns = [(n, layout.parse_metadata_column(n)) for n in names]
-    records: list[dict[str, Any]] = [{} for _ in range(data.num_rows)]
-    for name in names:
+    """Rows as dicts, ``metadata`` rebuilt from the typed columns (``None`` when it has no key)."""
+    records: list[dict[str, Any]] = [{"metadata": None} for _ in range(data.num_rows)]
+    for name in data.column_names:
         parsed = layout.parse_metadata_column(name)
         if name == layout.EMBEDDING:
             column = data.column(name).combine_chunks()
-            values = column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1)
-            for record, vector in zip(records, values, strict=True):
-                record["embedding"] = vector
-        elif parsed is None:
-            for record, value in zip(records, data.column(name).to_pylist(), strict=True):
-                record[name] = value
-    if any(parsed is not None for _, parsed in meta_columns):
-        for record in records:
-            record["metadata"] = {}
-        for name, parsed in meta_columns:
+            flat = column.flatten().to_numpy(zero_copy_only=False)
+            values: Any = flat.reshape(len(column), column.type.list_size)
+        else:
+            values = data.column(name).to_pylist()
+        for record, value in zip(records, values, strict=True):
             if parsed is None:
-                continue
-            key = parsed[0]
-            for record, value in zip(records, data.column(name).to_pylist(), strict=True):
-                if value is not None:
-                    record["metadata"][key] = value
-        for record in records:
-            record["metadata"] = record["metadata"] or None
-    else:
-        for record in records:
-            record["metadata"] = None
+                record[name] = value
+            elif value is not None:
+                if record["metadata"] is None:
+                    record["metadata"] = {}
+                record["metadata"][parsed[0]] = value
     return records
 
 

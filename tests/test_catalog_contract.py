@@ -1,0 +1,227 @@
+"""The catalog contract: every implementation of the seam passes this suite (``catalog`` fixture)."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
+from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
+from chroma_serverless.types import Collection
+
+if TYPE_CHECKING:
+    from chroma_serverless.catalog import Catalog
+
+
+def new_collection(name: str, database: str = DEFAULT_DATABASE, **fields: Any) -> Collection:
+    return Collection(
+        id=str(uuid.uuid4()),
+        name=name,
+        tenant=fields.pop("tenant", DEFAULT_TENANT),
+        database=database,
+        metadata=fields.pop("metadata", None),
+        configuration=fields.pop("configuration", {"hnsw": {"space": "l2"}}),
+        **fields,
+    )
+
+
+def test_default_tenant_and_database_exist(catalog: Catalog) -> None:
+    assert catalog.get_tenant(DEFAULT_TENANT).name == DEFAULT_TENANT
+    database = catalog.get_database(DEFAULT_TENANT, DEFAULT_DATABASE)
+    assert (database.name, database.tenant) == (DEFAULT_DATABASE, DEFAULT_TENANT)
+    uuid.UUID(database.id)
+
+
+def test_tenant_names_are_unique(catalog: Catalog) -> None:
+    catalog.create_tenant("acme")
+    with pytest.raises(UniqueConstraintError, match=r"Tenant \[acme\] already exists"):
+        catalog.create_tenant("acme")
+
+
+def test_missing_tenant_is_not_found(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError, match=r"Tenant \[nobody\] not found"):
+        catalog.get_tenant("nobody")
+
+
+def test_database_names_are_unique_per_tenant(catalog: Catalog) -> None:
+    catalog.create_tenant("acme")
+    catalog.create_database("acme", "shared")
+    catalog.create_database(DEFAULT_TENANT, "shared")
+    with pytest.raises(UniqueConstraintError, match=r"Database \[shared\] already exists"):
+        catalog.create_database("acme", "shared")
+
+
+def test_database_needs_an_existing_tenant(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError):
+        catalog.create_database("nobody", "db")
+
+
+def test_missing_database_is_not_found(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError, match="Are you sure it exists"):
+        catalog.get_database(DEFAULT_TENANT, "nope")
+
+
+def test_databases_list_by_name_with_limit_and_offset(catalog: Catalog) -> None:
+    catalog.create_tenant("acme")
+    for name in ("c", "a", "b"):
+        catalog.create_database("acme", name)
+    assert [d.name for d in catalog.list_databases("acme", None, 0)] == ["a", "b", "c"]
+    assert [d.name for d in catalog.list_databases("acme", 1, 1)] == ["b"]
+    assert [d.name for d in catalog.list_databases("acme", None, 2)] == ["c"]
+    assert catalog.list_databases("nobody", None, 0) == []
+
+
+def test_delete_database_removes_its_collections(catalog: Catalog) -> None:
+    catalog.create_database(DEFAULT_TENANT, "doomed")
+    doomed = new_collection("inside", database="doomed")
+    catalog.create_collection(doomed, get_or_create=False)
+    catalog.create_collection(new_collection("outside"), get_or_create=False)
+
+    removed = catalog.delete_database(DEFAULT_TENANT, "doomed")
+
+    assert [c.id for c in removed] == [doomed.id]
+    with pytest.raises(NotFoundError):
+        catalog.get_database(DEFAULT_TENANT, "doomed")
+    with pytest.raises(NotFoundError):
+        catalog.get_collection_by_id(doomed.id)
+    assert catalog.count_collections(DEFAULT_TENANT, DEFAULT_DATABASE) == 1
+
+
+def test_delete_missing_database_is_not_found(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError):
+        catalog.delete_database(DEFAULT_TENANT, "nope")
+
+
+def test_collection_round_trips_with_types(catalog: Catalog) -> None:
+    metadata = {"int": 1, "float": 2.0, "bool": True, "str": "x", "list": ["a", "b"]}
+    configuration = {"hnsw": {"space": "cosine", "ef_search": 10}, "embedding_function": None}
+    created, was_created = catalog.create_collection(
+        new_collection("typed", metadata=metadata, configuration=configuration), False
+    )
+    assert was_created
+    stored = catalog.get_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "typed")
+    assert stored == created
+    assert stored.metadata == metadata
+    assert [type(v) for v in stored.metadata.values()] == [int, float, bool, str, list]
+    assert stored.configuration == configuration
+    assert catalog.get_collection_by_id(created.id) == created
+
+
+def test_collection_names_are_unique_per_database(catalog: Catalog) -> None:
+    catalog.create_collection(new_collection("docs"), False)
+    catalog.create_database(DEFAULT_TENANT, "other")
+    catalog.create_collection(new_collection("docs", database="other"), False)
+    with pytest.raises(UniqueConstraintError, match=r"Collection \[docs\] already exists"):
+        catalog.create_collection(new_collection("docs"), False)
+
+
+def test_get_or_create_returns_the_stored_collection_unchanged(catalog: Catalog) -> None:
+    first, _ = catalog.create_collection(new_collection("docs", metadata={"v": 1}), False)
+    again, created = catalog.create_collection(new_collection("docs", metadata={"v": 2}), True)
+    assert not created
+    assert again == first
+
+
+def test_collection_needs_an_existing_database(catalog: Catalog) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"Database \[nope\] does not exist"):
+        catalog.create_collection(new_collection("docs", database="nope"), False)
+
+
+def test_missing_collection_is_not_found(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError, match=r"Collection \[nope\] does not exist"):
+        catalog.get_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "nope")
+    with pytest.raises(NotFoundError):
+        catalog.get_collection_by_id(str(uuid.uuid4()))
+    with pytest.raises(NotFoundError):
+        catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "nope")
+
+
+def test_collections_list_by_name_with_limit_and_offset(catalog: Catalog) -> None:
+    for name in ("ccc", "aaa", "bbb"):
+        catalog.create_collection(new_collection(name), False)
+    listed = catalog.list_collections(DEFAULT_TENANT, DEFAULT_DATABASE, None, 0)
+    assert [c.name for c in listed] == ["aaa", "bbb", "ccc"]
+    page = catalog.list_collections(DEFAULT_TENANT, DEFAULT_DATABASE, 2, 1)
+    assert [c.name for c in page] == ["bbb", "ccc"]
+    assert catalog.count_collections(DEFAULT_TENANT, DEFAULT_DATABASE) == 3
+    assert catalog.list_collections(DEFAULT_TENANT, "nope", None, 0) == []
+    assert catalog.count_collections(DEFAULT_TENANT, "nope") == 0
+
+
+def test_update_renames_and_replaces(catalog: Catalog) -> None:
+    created, _ = catalog.create_collection(new_collection("old", metadata={"a": 1}), False)
+    updated = catalog.update_collection(created.id, "new", {"b": 2}, {"hnsw": {"space": "ip"}})
+    assert (updated.name, updated.metadata) == ("new", {"b": 2})
+    assert updated.configuration == {"hnsw": {"space": "ip"}}
+    with pytest.raises(NotFoundError):
+        catalog.get_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "old")
+    assert catalog.get_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "new").id == created.id
+
+
+def test_update_with_nothing_keeps_everything(catalog: Catalog) -> None:
+    created, _ = catalog.create_collection(new_collection("same", metadata={"a": 1}), False)
+    assert catalog.update_collection(created.id, None, None, None) == created
+
+
+def test_rename_onto_an_existing_name_conflicts(catalog: Catalog) -> None:
+    catalog.create_collection(new_collection("taken"), False)
+    mover, _ = catalog.create_collection(new_collection("mover"), False)
+    with pytest.raises(UniqueConstraintError):
+        catalog.update_collection(mover.id, "taken", None, None)
+    assert catalog.get_collection_by_id(mover.id).name == "mover"
+
+
+def test_update_missing_collection_is_not_found(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError):
+        catalog.update_collection(str(uuid.uuid4()), "x", None, None)
+
+
+def test_delete_collection_frees_the_name(catalog: Catalog) -> None:
+    created, _ = catalog.create_collection(new_collection("gone"), False)
+    assert catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "gone").id == created.id
+    again, was_created = catalog.create_collection(new_collection("gone"), False)
+    assert was_created and again.id != created.id
+
+
+def test_dimension_is_fixed_by_the_first_setter(catalog: Catalog) -> None:
+    created, _ = catalog.create_collection(new_collection("dim"), False)
+    assert created.dimension is None
+    assert catalog.set_dimension(created.id, 3) == 3
+    assert catalog.set_dimension(created.id, 5) == 3
+    assert catalog.get_collection_by_id(created.id).dimension == 3
+
+
+def test_reset_restores_only_the_defaults(catalog: Catalog) -> None:
+    catalog.create_tenant("acme")
+    catalog.create_collection(new_collection("docs"), False)
+    catalog.reset()
+    with pytest.raises(NotFoundError):
+        catalog.get_tenant("acme")
+    assert catalog.count_collections(DEFAULT_TENANT, DEFAULT_DATABASE) == 0
+    catalog.get_database(DEFAULT_TENANT, DEFAULT_DATABASE)
+
+
+def test_concurrent_creates_of_one_name_yield_one_collection(catalog: Catalog) -> None:
+    def create(_: int) -> str:
+        try:
+            catalog.create_collection(new_collection("race"), False)
+            return "created"
+        except UniqueConstraintError:
+            return "conflict"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(create, range(16)))
+    assert outcomes == ["conflict"] * 15 + ["created"]
+    assert catalog.count_collections(DEFAULT_TENANT, DEFAULT_DATABASE) == 1
+
+
+def test_concurrent_get_or_create_returns_one_collection(catalog: Catalog) -> None:
+    def get_or_create(_: int) -> str:
+        return catalog.create_collection(new_collection("race"), True)[0].id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(get_or_create, range(16)))
+    assert len(ids) == 1
