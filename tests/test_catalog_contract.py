@@ -1,4 +1,4 @@
-"""The catalog contract: every implementation of the seam passes this suite (``catalog`` fixture)."""
+"""The catalog contract: every catalog implementation passes this suite (`catalog` fixture)."""
 
 from __future__ import annotations
 

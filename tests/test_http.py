@@ -1,4 +1,4 @@
-"""The HTTP surface as plain clients (curl, JS, other languages) see it: shapes, statuses, errors."""
+"""The HTTP surface as plain clients (curl, JS, other languages) see it."""
 
 from __future__ import annotations
 
