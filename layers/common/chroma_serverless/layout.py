@@ -21,8 +21,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 if TYPE_CHECKING:
     from chroma_serverless.types import MetadataValue
 
@@ -32,16 +30,8 @@ DOCUMENT = "document"
 URI = "uri"
 DISTANCE = "_distance"
 
-SCALAR_TYPES: dict[str, pa.DataType] = {
-    "s": pa.string(),
-    "i": pa.int64(),
-    "f": pa.float64(),
-    "b": pa.bool_(),
-}
-KIND_TYPES: dict[str, pa.DataType] = {
-    **SCALAR_TYPES,
-    **{f"{kind}a": pa.list_(arrow_type) for kind, arrow_type in SCALAR_TYPES.items()},
-}
+SCALAR_KINDS = ("s", "i", "f", "b")  # str, int64, float64, bool
+KINDS = (*SCALAR_KINDS, *(kind + "a" for kind in SCALAR_KINDS))  # and lists of each
 
 _PLAIN = re.compile(rb"[A-Za-z0-9]")
 _COLUMN = re.compile(r"m(s|i|f|b|sa|ia|fa|ba)_([A-Za-z0-9_]*)\Z")
@@ -87,18 +77,3 @@ def parse_metadata_column(name: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return decode_key(match.group(2)), match.group(1)
-
-
-def metadata_field(key: str, kind: str) -> pa.Field:
-    return pa.field(metadata_column(key, kind), KIND_TYPES[kind], nullable=True)
-
-
-def base_schema(dimension: int) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field(ID, pa.string(), nullable=False),
-            pa.field(EMBEDDING, pa.list_(pa.float32(), dimension), nullable=True),
-            pa.field(DOCUMENT, pa.string(), nullable=True),
-            pa.field(URI, pa.string(), nullable=True),
-        ]
-    )

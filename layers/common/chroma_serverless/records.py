@@ -39,6 +39,13 @@ if TYPE_CHECKING:
     )
 
 LANCE_DISTANCE: dict[Space, str] = {"l2": "l2", "cosine": "cosine", "ip": "dot"}
+SCALAR_TYPES: dict[str, pa.DataType] = {
+    "s": pa.string(),
+    "i": pa.int64(),
+    "f": pa.float64(),
+    "b": pa.bool_(),
+}
+KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()}}
 SCHEMA_RETRIES = 10
 
 
@@ -244,9 +251,7 @@ class LanceRecordStore:
         if collection.dimension is None:
             raise InvalidArgumentError("Collection dimension is unknown; add embeddings first")
         try:
-            table = self._db.create_table(
-                collection.id, schema=layout.base_schema(collection.dimension)
-            )
+            table = self._db.create_table(collection.id, schema=base_schema(collection.dimension))
             table.set_unenforced_primary_key(layout.ID)  # type: ignore[attr-defined]
         except ValueError as exc:  # another writer created it first
             if "already exists" not in str(exc):
@@ -284,7 +289,7 @@ class LanceRecordStore:
             for row in rows
             for key, value in (row["metadata"] or {}).items()
         }
-        self._ensure_columns(table, [layout.metadata_field(k, kind) for k, kind in wanted.values()])
+        self._ensure_columns(table, [metadata_field(k, kind) for k, kind in wanted.values()])
         if full:
             for name in table.schema.names:
                 parsed = layout.parse_metadata_column(name)
@@ -302,9 +307,24 @@ class LanceRecordStore:
                 arrays[column] = pa.array([row[column] for row in rows], pa.string())
         for name, (key, kind) in wanted.items():
             values = [_value_of_kind(row["metadata"], key, kind) for row in rows]
-            arrays[name] = pa.array(values, layout.KIND_TYPES[kind])
+            arrays[name] = pa.array(values, KIND_TYPES[kind])
         schema = table.schema
         return pa.table(arrays, schema=pa.schema([schema.field(name) for name in arrays]))
+
+
+def base_schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field(layout.ID, pa.string(), nullable=False),
+            pa.field(layout.EMBEDDING, pa.list_(pa.float32(), dimension), nullable=True),
+            pa.field(layout.DOCUMENT, pa.string(), nullable=True),
+            pa.field(layout.URI, pa.string(), nullable=True),
+        ]
+    )
+
+
+def metadata_field(key: str, kind: str) -> pa.Field:
+    return pa.field(layout.metadata_column(key, kind), KIND_TYPES[kind], nullable=True)
 
 
 @contextlib.contextmanager
