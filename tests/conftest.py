@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -31,21 +32,104 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------- storage seams
 
 
-@pytest.fixture(params=["sqlite"])
+class Moto:
+    """moto's server over real HTTP on a free port: DynamoDB and S3 for offline AWS tests."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[Moto]:
+    server = Moto()
+    yield server
+    server.stop()
+
+
+def new_catalog_table(moto: Moto) -> str:
+    from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
+
+    name = f"catalog-{uuid.uuid4().hex[:12]}"
+    moto.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=KEY_SCHEMA,
+        AttributeDefinitions=ATTRIBUTES,
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
 def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Catalog:
     """Every catalog implementation; the contract suite runs once per param."""
-    return SqliteCatalog(tmp_path / "catalog.sqlite3")
+    if request.param == "sqlite":
+        return SqliteCatalog(tmp_path / "catalog.sqlite3")
+    from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
+
+    moto: Moto = request.getfixturevalue("moto")
+    return DynamoDbCatalog(moto.client("dynamodb"), new_catalog_table(moto))
 
 
-@pytest.fixture(params=["local"])
+def s3_storage_options(moto: Moto) -> dict[str, str]:
+    return {
+        "aws_endpoint": moto.endpoint,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_region": "us-east-1",
+        "allow_http": "true",
+    }
+
+
+@pytest.fixture(scope="session")
+def bucket(moto: Moto) -> str:
+    moto.client("s3").create_bucket(Bucket="records")
+    return "records"
+
+
+@pytest.fixture(params=["local", "s3"])
 def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> LanceRecordStore:
     """Every record-store location; the contract suite runs once per param."""
-    return LanceRecordStore(str(tmp_path / "records"))
+    if request.param == "local":
+        return LanceRecordStore(str(tmp_path / "records"))
+    moto: Moto = request.getfixturevalue("moto")
+    bucket: str = request.getfixturevalue("bucket")
+    uri = f"s3://{bucket}/{uuid.uuid4().hex}"
+    return LanceRecordStore(uri, s3_storage_options(moto))
 
 
-@pytest.fixture
-def service(catalog: Catalog, record_store: LanceRecordStore, tmp_path: Path) -> Service:
-    return Service(catalog, record_store, Settings(path=tmp_path, allow_reset=True))
+@pytest.fixture(params=["embedded", "aws"])
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Service:
+    """The API over the embedded default (SQLite + local dir) and AWS (DynamoDB + S3 on moto)."""
+    settings = Settings(path=tmp_path, allow_reset=True)
+    if request.param == "embedded":
+        catalog: Catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
+        return Service(catalog, LanceRecordStore(str(tmp_path / "records")), settings)
+    from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
+
+    moto: Moto = request.getfixturevalue("moto")
+    bucket: str = request.getfixturevalue("bucket")
+    catalog = DynamoDbCatalog(moto.client("dynamodb"), new_catalog_table(moto))
+    store = LanceRecordStore(f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto))
+    return Service(catalog, store, settings)
 
 
 # ---------------------------------------------------------------- the app in-process

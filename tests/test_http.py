@@ -17,8 +17,6 @@ from chroma_serverless.settings import Settings
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from chroma_serverless.catalog import Catalog
-    from chroma_serverless.records import LanceRecordStore
 
 API = "/api/v2"
 DB = f"{API}/tenants/default_tenant/databases/default_database"
@@ -89,10 +87,9 @@ def test_reset_wipes_data_and_keeps_defaults(api: TestClient) -> None:
     assert api.get(f"{API}/tenants/default_tenant").json() == {"name": "default_tenant"}
 
 
-def test_reset_is_forbidden_unless_enabled(
-    catalog: Catalog, record_store: LanceRecordStore, tmp_path: Path
-) -> None:
-    app = create_app(Service(catalog, record_store, Settings(path=tmp_path, allow_reset=False)))
+def test_reset_is_forbidden_unless_enabled(service: Service, tmp_path: Path) -> None:
+    settings = Settings(path=tmp_path, allow_reset=False)
+    app = create_app(Service(service.catalog, service.records, settings))
     with TestClient(app) as api:
         assert_error(api.post(f"{API}/reset"), 403, "ChromaError", "Reset is disabled by config")
 

@@ -1,0 +1,479 @@
+"""The AWS catalog: one DynamoDB table, every uniqueness rule a conditional write.
+
+Key layout (``pk`` hash key, ``sk`` range key, both strings; the same comment sits beside the
+table in template.yaml):
+
+=============================  ==========================  ====================================
+item                           pk                          sk
+=============================  ==========================  ====================================
+tenant                         ``TENANT#<tenant>``         ``TENANT``
+database                       ``TENANT#<tenant>``         ``DATABASE#<name>``
+collection, by name            ``DATABASE#<database id>``  ``COLLECTION#<name>``
+collection, by id              ``COLLECTION#<id>``         ``COLLECTION``
+=============================  ==========================  ====================================
+
+A tenant's databases are one Query (sorted by name), a database's collections another. Both
+collection items carry the full record and are written together in one transaction, conditioned
+on the name item not existing (uniqueness per database) and on the database item existing (no
+collection can be created in a database being deleted). Database ids are UUIDs, so a database
+deleted and recreated under the same name never inherits old collections. Metadata and
+configuration are stored as JSON strings so ints, floats and bools keep their exact types.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
+from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
+from chroma_serverless.types import Collection, Database, Tenant
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+    from chroma_serverless.types import Metadata
+
+KEY_SCHEMA = [
+    {"AttributeName": "pk", "KeyType": "HASH"},
+    {"AttributeName": "sk", "KeyType": "RANGE"},
+]
+ATTRIBUTES = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+]
+TRANSACTION_RETRIES = 6
+NOT_EXISTS = "attribute_not_exists(pk)"
+EXISTS = "attribute_exists(pk)"
+
+
+def tenant_key(tenant: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TENANT#{tenant}"}, "sk": {"S": "TENANT"}}
+
+
+def database_key(tenant: str, name: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TENANT#{tenant}"}, "sk": {"S": f"DATABASE#{name}"}}
+
+
+def name_key(database_id: str, name: str) -> dict[str, Any]:
+    return {"pk": {"S": f"DATABASE#{database_id}"}, "sk": {"S": f"COLLECTION#{name}"}}
+
+
+def id_key(collection_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"COLLECTION#{collection_id}"}, "sk": {"S": "COLLECTION"}}
+
+
+class DynamoDbCatalog:
+    """:class:`~chroma_serverless.catalog.Catalog` on one DynamoDB table (see module doc)."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._db = client
+        self._table = table
+        self._ensure_defaults()
+
+    def _ensure_defaults(self) -> None:
+        for create in (
+            lambda: self.create_tenant(DEFAULT_TENANT),
+            lambda: self.create_database(DEFAULT_TENANT, DEFAULT_DATABASE),
+        ):
+            try:
+                create()
+            except UniqueConstraintError:
+                pass
+
+    # ------------------------------------------------------------------ tenants
+
+    def create_tenant(self, name: str) -> Tenant:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={**tenant_key(name), "name": {"S": name}},
+                ConditionExpression=NOT_EXISTS,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise UniqueConstraintError(f"Tenant [{name}] already exists") from exc
+            raise
+        return Tenant(name)
+
+    def get_tenant(self, name: str) -> Tenant:
+        if self._get(tenant_key(name)) is None:
+            raise NotFoundError(f"Tenant [{name}] not found")
+        return Tenant(name)
+
+    # ------------------------------------------------------------------ databases
+
+    def create_database(self, tenant: str, name: str) -> Database:
+        database = Database(str(uuid.uuid4()), name, tenant)
+        item = {
+            **database_key(tenant, name),
+            "id": {"S": database.id},
+            "name": {"S": name},
+            "tenant": {"S": tenant},
+        }
+        reasons = self._transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": tenant_key(tenant),
+                        "ConditionExpression": EXISTS,
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": item,
+                        "ConditionExpression": NOT_EXISTS,
+                    }
+                },
+            ]
+        )
+        if reasons[0]:
+            raise NotFoundError(f"Tenant [{tenant}] not found")
+        if reasons[1]:
+            raise UniqueConstraintError(f"Database [{name}] already exists")
+        return database
+
+    def get_database(self, tenant: str, name: str) -> Database:
+        item = self._get(database_key(tenant, name))
+        if item is None:
+            raise NotFoundError(f"Database [{name}] not found. Are you sure it exists?")
+        return Database(item["id"]["S"], name, tenant)
+
+    def list_databases(self, tenant: str, limit: int | None, offset: int) -> list[Database]:
+        items = self._query(f"TENANT#{tenant}", "DATABASE#")
+        return [Database(i["id"]["S"], i["name"]["S"], tenant) for i in _page(items, limit, offset)]
+
+    def delete_database(self, tenant: str, name: str) -> list[Collection]:
+        # The database item goes first: from then on no collection can be created in it, so
+        # the consistent query below sees every collection that will ever belong to it.
+        try:
+            deleted = self._db.delete_item(
+                TableName=self._table,
+                Key=database_key(tenant, name),
+                ConditionExpression=EXISTS,
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise NotFoundError(
+                    f"Database [{name}] not found. Are you sure it exists?"
+                ) from exc
+            raise
+        database_id = deleted["Attributes"]["id"]["S"]
+        collections = [
+            _collection(i) for i in self._query(f"DATABASE#{database_id}", "COLLECTION#")
+        ]
+        for collection in collections:
+            self._transact(
+                [
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": name_key(database_id, collection.name),
+                        }
+                    },
+                    {"Delete": {"TableName": self._table, "Key": id_key(collection.id)}},
+                ]
+            )
+        return collections
+
+    # ------------------------------------------------------------------ collections
+
+    def create_collection(
+        self, collection: Collection, get_or_create: bool
+    ) -> tuple[Collection, bool]:
+        try:
+            database = self.get_database(collection.tenant, collection.database)
+        except NotFoundError as exc:
+            raise InvalidArgumentError(f"Database [{collection.database}] does not exist") from exc
+        item = _item(collection, database.id)
+        reasons = self._transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": database_key(collection.tenant, collection.database),
+                        "ConditionExpression": "id = :id",
+                        "ExpressionAttributeValues": {":id": {"S": database.id}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**item, **name_key(database.id, collection.name)},
+                        "ConditionExpression": NOT_EXISTS,
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**item, **id_key(collection.id)},
+                        "ConditionExpression": NOT_EXISTS,
+                    }
+                },
+            ]
+        )
+        if reasons[0]:
+            raise InvalidArgumentError(f"Database [{collection.database}] does not exist")
+        if reasons[1]:
+            if not get_or_create:
+                raise UniqueConstraintError(f"Collection [{collection.name}] already exists")
+            return self.get_collection(
+                collection.tenant, collection.database, collection.name
+            ), False
+        return collection, True
+
+    def get_collection(self, tenant: str, database: str, name: str) -> Collection:
+        try:
+            database_id = self.get_database(tenant, database).id
+        except NotFoundError:
+            database_id = None
+        item = None if database_id is None else self._get(name_key(database_id, name))
+        if item is None:
+            raise NotFoundError(f"Collection [{name}] does not exist")
+        return _collection(item)
+
+    def get_collection_by_id(self, collection_id: str) -> Collection:
+        item = self._get(id_key(collection_id))
+        if item is None:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist.")
+        return _collection(item)
+
+    def list_collections(
+        self, tenant: str, database: str, limit: int | None, offset: int
+    ) -> list[Collection]:
+        try:
+            database_id = self.get_database(tenant, database).id
+        except NotFoundError:
+            return []
+        items = self._query(f"DATABASE#{database_id}", "COLLECTION#")
+        return [_collection(i) for i in _page(items, limit, offset)]
+
+    def count_collections(self, tenant: str, database: str) -> int:
+        try:
+            database_id = self.get_database(tenant, database).id
+        except NotFoundError:
+            return 0
+        return len(self._query(f"DATABASE#{database_id}", "COLLECTION#", keys_only=True))
+
+    def update_collection(
+        self,
+        collection_id: str,
+        name: str | None,
+        metadata: Metadata | None,
+        configuration: dict[str, Any] | None,
+    ) -> Collection:
+        current_item = self._get(id_key(collection_id))
+        if current_item is None:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist.")
+        current = _collection(current_item)
+        database_id = current_item["database_id"]["S"]
+        updated = Collection(
+            id=current.id,
+            name=current.name if name is None else name,
+            tenant=current.tenant,
+            database=current.database,
+            metadata=current.metadata if metadata is None else metadata,
+            configuration=current.configuration if configuration is None else configuration,
+            dimension=current.dimension,
+        )
+        item = _item(updated, database_id)
+        # Every write is conditioned on the revision read above, so a concurrent update (or a
+        # dimension being fixed) makes this one fail instead of silently overwriting it.
+        version = {":v": current_item["revision"]}
+        writes: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**item, **id_key(current.id)},
+                    "ConditionExpression": "revision = :v",
+                    "ExpressionAttributeValues": version,
+                }
+            },
+        ]
+        if updated.name == current.name:
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**item, **name_key(database_id, current.name)},
+                        "ConditionExpression": "revision = :v",
+                        "ExpressionAttributeValues": version,
+                    }
+                }
+            )
+        else:
+            writes.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": name_key(database_id, current.name),
+                        "ConditionExpression": "revision = :v",
+                        "ExpressionAttributeValues": version,
+                    }
+                }
+            )
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**item, **name_key(database_id, updated.name)},
+                        "ConditionExpression": NOT_EXISTS,
+                    }
+                }
+            )
+        reasons = self._transact(writes)
+        if len(reasons) > 2 and reasons[2]:
+            raise UniqueConstraintError(f"Collection [{name}] already exists")
+        if any(reasons):
+            raise UniqueConstraintError(
+                f"Collection [{collection_id}] was modified concurrently; retry"
+            )
+        return updated
+
+    def delete_collection(self, tenant: str, database: str, name: str) -> Collection:
+        collection = self.get_collection(tenant, database, name)
+        database_id = self.get_database(tenant, database).id
+        reasons = self._transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": name_key(database_id, name),
+                        "ConditionExpression": EXISTS,
+                    }
+                },
+                {"Delete": {"TableName": self._table, "Key": id_key(collection.id)}},
+            ]
+        )
+        if any(reasons):
+            raise NotFoundError(f"Collection [{name}] does not exist")
+        return collection
+
+    def set_dimension(self, collection_id: str, dimension: int) -> int:
+        item = self._get(id_key(collection_id))
+        if item is None:
+            raise NotFoundError(f"Collection [{collection_id}] does not exist.")
+        if "dimension" in item:
+            return int(item["dimension"]["N"])
+        collection = _collection(item)
+        database_id = item["database_id"]["S"]
+        values = {
+            ":v": item["revision"],
+            ":d": {"N": str(dimension)},
+            ":r": {"S": uuid.uuid4().hex},
+        }
+        reasons = self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": key,
+                        "ConditionExpression": "attribute_not_exists(dimension) AND revision = :v",
+                        "ExpressionAttributeValues": values,
+                        "UpdateExpression": "SET dimension = :d, revision = :r",
+                    }
+                }
+                for key in (id_key(collection_id), name_key(database_id, collection.name))
+            ]
+        )
+        if any(reasons):  # another writer fixed it (or the collection changed): read again
+            return self.set_dimension(collection_id, dimension)
+        return dimension
+
+    def reset(self) -> None:
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table, ProjectionExpression="pk, sk", ConsistentRead=True
+        ):
+            for item in page["Items"]:
+                self._db.delete_item(TableName=self._table, Key=item)
+        self._ensure_defaults()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        response = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        return response.get("Item")
+
+    def _query(self, pk: str, prefix: str, keys_only: bool = False) -> list[dict[str, Any]]:
+        paginator = self._db.get_paginator("query")
+        extra: dict[str, Any] = {"ProjectionExpression": "pk, sk"} if keys_only else {}
+        items: list[dict[str, Any]] = []
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            ConsistentRead=True,
+            **extra,
+        ):
+            items.extend(page["Items"])
+        return items
+
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> list[bool]:
+        """Run a transaction; returns, per item, whether its condition failed (all False = ok).
+
+        DynamoDB cancels a transaction that collides with another one in flight
+        (``TransactionConflict``); it is retried, so the conditions decide who wins.
+        """
+        for attempt in range(TRANSACTION_RETRIES):
+            try:
+                self._db.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if _code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = exc.response.get("CancellationReasons", [])
+                codes = [r.get("Code", "None") for r in reasons]
+                if any(code == "ConditionalCheckFailed" for code in codes):
+                    return [code == "ConditionalCheckFailed" for code in codes]
+                if "TransactionConflict" not in codes or attempt == TRANSACTION_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+            else:
+                return [False] * len(items)
+        raise AssertionError("unreachable")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _page(items: list[dict[str, Any]], limit: int | None, offset: int) -> list[dict[str, Any]]:
+    return items[offset:] if limit is None else items[offset : offset + limit]
+
+
+def _item(collection: Collection, database_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": {"S": collection.id},
+        "name": {"S": collection.name},
+        "tenant": {"S": collection.tenant},
+        "database": {"S": collection.database},
+        "database_id": {"S": database_id},
+        "configuration": {"S": json.dumps(collection.configuration)},
+        "revision": {"S": uuid.uuid4().hex},  # changes on every write; guards read-modify-write
+    }
+    if collection.metadata is not None:
+        item["metadata"] = {"S": json.dumps(collection.metadata)}
+    if collection.dimension is not None:
+        item["dimension"] = {"N": str(collection.dimension)}
+    return item
+
+
+def _collection(item: dict[str, Any]) -> Collection:
+    return Collection(
+        id=item["id"]["S"],
+        name=item["name"]["S"],
+        tenant=item["tenant"]["S"],
+        database=item["database"]["S"],
+        metadata=json.loads(item["metadata"]["S"]) if "metadata" in item else None,
+        configuration=json.loads(item["configuration"]["S"]),
+        dimension=int(item["dimension"]["N"]) if "dimension" in item else None,
+    )
