@@ -263,3 +263,15 @@ def test_concurrent_upserts_of_the_same_ids_keep_one_row_each(
         list(pool.map(upsert, range(4)))
     got = record_store.get(c, GetRequest(include=()))
     assert sorted(got.ids) == sorted([*ids, "seed"])
+
+
+def test_updates_keep_insertion_order(record_store: LanceRecordStore) -> None:
+    c = collection()
+    record_store.add(c, batch(["a", "b", "c"]))
+    record_store.update(c, RecordBatch(ids=["a"], metadatas=[{"k": 1}]))
+    record_store.upsert(c, batch(["b", "d"], seed=2))
+    assert record_store.get(c, GetRequest()).ids == ["a", "b", "c", "d"]
+    assert record_store.get(c, GetRequest(limit=2, offset=1)).ids == ["b", "c"]
+    deleted = record_store.delete(c, DeleteRequest(Filter(where={"k": {"$ne": 5}}), limit=2))
+    assert deleted == 2
+    assert record_store.get(c, GetRequest()).ids == ["c", "d"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chroma_serverless import __version__, collections, wire
 from chroma_serverless.errors import (
+    BatchSizeExceededError,
     ChromaError,
     DeprecatedApiError,
     InternalError,
@@ -27,8 +28,11 @@ from chroma_serverless.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from chroma_serverless.catalog import Catalog
     from chroma_serverless.service import Service
     from chroma_serverless.settings import Settings
     from chroma_serverless.types import Database, GetResult, QueryResult
@@ -38,6 +42,12 @@ log = logging.getLogger("chroma_serverless")
 API = "/api/v2"
 DATABASE = API + "/tenants/{tenant}/databases/{database}"
 COLLECTION = DATABASE + "/collections/{collection_id}"
+
+Plane = Literal["control", "data"]
+# The control plane (system, tenants, databases, collections) needs only the catalog and runs in
+# a small zip function; every route that touches records (including deletes that drop them)
+# is data plane and runs in the container image with LanceDB.
+PLANES: tuple[Plane, ...] = ("control", "data")
 
 
 class JSON(Response):
@@ -49,20 +59,34 @@ class JSON(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def build_app(settings: Settings) -> FastAPI:
-    """The embedded default: SQLite catalog and LanceDB records under ``settings.path``."""
-    from chroma_serverless.catalog.sqlite import SqliteCatalog
-    from chroma_serverless.records import LanceRecordStore
+def build_app(settings: Settings, planes: Collection[Plane] = PLANES) -> FastAPI:
+    """The app for ``settings``; a Lambda function serves only its ``planes``."""
+    return create_app(build_service(settings, planes), planes)
+
+
+def build_service(settings: Settings, planes: Collection[Plane] = PLANES) -> Service:
+    """Storage chosen by ``settings.mode``. The control plane never opens the record store, so
+    its Lambda function needs neither LanceDB nor pyarrow."""
     from chroma_serverless.service import Service
 
-    settings.path.mkdir(parents=True, exist_ok=True)
-    service = Service(
-        SqliteCatalog(settings.catalog_path), LanceRecordStore(settings.records_uri), settings
-    )
-    return create_app(service)
+    if settings.mode == "aws":
+        from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
+
+        catalog: Catalog = DynamoDbCatalog.from_settings(settings)
+    else:
+        from chroma_serverless.catalog.sqlite import SqliteCatalog
+
+        settings.path.mkdir(parents=True, exist_ok=True)
+        catalog = SqliteCatalog(settings.catalog_path)
+    records = None
+    if "data" in planes:
+        from chroma_serverless.records import LanceRecordStore
+
+        records = LanceRecordStore(settings.records_root, settings.storage_options())
+    return Service(catalog, records, settings)
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
     app = FastAPI(
         title="chroma-serverless",
         version=__version__,
@@ -71,15 +95,48 @@ def create_app(service: Service) -> FastAPI:
         redirect_slashes=False,  # the official client treats a redirect as an error
     )
     app.state.service = service
-    for router in (
-        system_router(service),
-        tenant_router(service),
-        collection_router(service),
-        record_router(service),
-    ):
-        app.include_router(router)
+    routers = {"control": control_routers, "data": data_routers}
+    for plane in planes:
+        for router in routers[plane](service):
+            app.include_router(router)
     install_error_handlers(app)
+    if service.settings.max_body_bytes is not None:
+        app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     return app
+
+
+class BodyLimit:
+    """Answer 413 ``BatchSizeExceededError`` for bodies over the limit (AWS Lambda's 6 MB cap
+    would otherwise surface as an opaque gateway error)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more and size <= self.limit:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+        if size > self.limit:
+            error = BatchSizeExceededError(
+                f"Request body exceeds {self.limit} bytes (the AWS Lambda payload limit); "
+                "send fewer records per request (see max_batch_size in /pre-flight-checks)"
+            )
+            await error_response(error)(scope, receive, send)
+            return
+        body = b"".join(chunks)
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 # --------------------------------------------------------------------------- errors
@@ -146,6 +203,14 @@ def install_error_handlers(app: FastAPI) -> None:
 # --------------------------------------------------------------------------- routes
 
 
+def control_routers(service: Service) -> list[APIRouter]:
+    return [system_router(service), tenant_router(service), collection_router(service)]
+
+
+def data_routers(service: Service) -> list[APIRouter]:
+    return [lifecycle_router(service), record_router(service)]
+
+
 def system_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["system"])
 
@@ -161,16 +226,12 @@ def system_router(service: Service) -> APIRouter:
     @router.get(API + "/pre-flight-checks")
     def pre_flight_checks() -> JSON:
         return JSON(
-            {"max_batch_size": service.settings.max_batch_size, "supports_base64_encoding": True}
+            {"max_batch_size": service.settings.batch_size, "supports_base64_encoding": True}
         )
 
     @router.get(API + "/healthcheck")
     def healthcheck() -> JSON:
         return JSON({"is_executor_ready": True, "is_log_client_ready": True})
-
-    @router.post(API + "/reset")
-    def reset() -> JSON:
-        return JSON(service.reset())
 
     @router.get(API + "/auth/identity")
     def identity() -> JSON:
@@ -209,11 +270,6 @@ def tenant_router(service: Service) -> APIRouter:
     @router.get(DATABASE)
     def get_database(tenant: str, database: str) -> JSON:
         return JSON(_database(service.get_database(tenant, database)))
-
-    @router.delete(DATABASE)
-    def delete_database(tenant: str, database: str) -> JSON:
-        service.delete_database(tenant, database)
-        return JSON({})
 
     return router
 
@@ -262,6 +318,22 @@ def collection_router(service: Service) -> APIRouter:
         )
         return JSON({})
 
+    return router
+
+
+def lifecycle_router(service: Service) -> APIRouter:
+    """Data-plane routes outside the record API: the ones that drop or inspect records."""
+    router = APIRouter(tags=["lifecycle"])
+
+    @router.post(API + "/reset")
+    def reset() -> JSON:
+        return JSON(service.reset())
+
+    @router.delete(DATABASE)
+    def delete_database(tenant: str, database: str) -> JSON:
+        service.delete_database(tenant, database)
+        return JSON({})
+
     @router.delete(DATABASE + "/collections/{name}")
     def delete_collection(tenant: str, database: str, name: str) -> JSON:
         service.delete_collection(tenant, database, name)
@@ -289,7 +361,7 @@ def collection_router(service: Service) -> APIRouter:
 
 def record_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["records"])
-    max_batch = service.settings.max_batch_size
+    max_batch = service.settings.batch_size
 
     @router.post(COLLECTION + "/add", status_code=201)
     def add(tenant: str, database: str, collection_id: str, body: wire.Records) -> JSON:

@@ -1,7 +1,7 @@
 """How a collection's records are laid out as columns of one LanceDB table.
 
-Fixed columns: ``id`` (non-null string, the table's primary key), ``embedding`` (fixed-size
-float32 list), ``document`` and ``uri`` (nullable strings).
+Fixed columns: ``id`` (non-null string, the table's primary key), ``seq`` (insertion order),
+``embedding`` (fixed-size float32 list), ``document`` and ``uri`` (nullable strings).
 
 Metadata uses **one typed column per (key, value type)**: ``ms_<key>`` string, ``mi_<key>`` int64,
 ``mf_<key>`` float64, ``mb_<key>`` bool and ``msa_``/``mia_``/``mfa_``/``mba_`` for arrays of those.
@@ -28,6 +28,10 @@ ID = "id"
 EMBEDDING = "embedding"
 DOCUMENT = "document"
 URI = "uri"
+# Insertion sequence: set when a record is first inserted and kept by updates, so ``get`` can
+# return records in insertion order (as Chroma does) although an update rewrites the row at the
+# end of the table.
+SEQ = "seq"
 DISTANCE = "_distance"
 
 SCALAR_KINDS = ("s", "i", "f", "b")  # str, int64, float64, bool

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
@@ -98,7 +100,8 @@ class LanceRecordStore:
 
     def add(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._writable(collection)
-        rows = [_new_row(batch, i) for i in range(len(batch))]
+        first = time.time_ns()
+        rows = [_new_row(batch, i, first + i) for i in range(len(batch))]
         data = self._to_arrow(table, collection, rows, _batch_columns(batch))
         with _engine_errors():
             table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
@@ -106,10 +109,11 @@ class LanceRecordStore:
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._writable(collection)
         existing = self._rows_by_id(table, batch.ids)
+        first = time.time_ns()
         rows = [
             _merged_row(existing[batch.ids[i]], batch, i)
             if batch.ids[i] in existing
-            else _new_row(batch, i)
+            else _new_row(batch, i, first + i)
             for i in range(len(batch))
         ]
         data = self._to_arrow(table, collection, rows, _batch_columns(batch), full=True)
@@ -143,8 +147,9 @@ class LanceRecordStore:
             return 0
         predicate = to_sql(request.filter, table.schema.names)
         if request.limit is not None:
-            ids = self._select(table, predicate, [layout.ID], limit=request.limit)
-            predicate = to_sql(_ids_filter(ids.column(layout.ID).to_pylist()), ())
+            keys = _in_order(self._select(table, predicate, [layout.ID, layout.SEQ]))
+            ids = keys.slice(0, request.limit).column(layout.ID).to_pylist()
+            predicate = to_sql(_ids_filter(ids), ())
         with _engine_errors():
             result = table.delete(predicate or "TRUE")
         return int(result.num_deleted_rows)
@@ -172,8 +177,29 @@ class LanceRecordStore:
             return _get_result([], request.include)
         columns = _columns(table, request.include)
         predicate = to_sql(request.filter, table.schema.names)
-        data = self._select(table, predicate, columns, request.limit, request.offset)
+        if request.offset == 0 and request.limit is None:
+            data = _in_order(self._select(table, predicate, columns))
+        else:
+            data = self._page(table, predicate, columns, request.offset, request.limit)
         return _get_result(_records(data), request.include)
+
+    def _page(
+        self, table: Any, predicate: str | None, columns: list[str], offset: int, limit: int | None
+    ) -> pa.Table:
+        """One page in insertion order: find the page's keys first, then read only its rows."""
+        keys = _in_order(self._select(table, predicate, [layout.ID, layout.SEQ]))
+        keys = keys.slice(offset) if limit is None else keys.slice(offset, limit)
+        if keys.num_rows == 0 or set(columns) <= set(keys.column_names):
+            return keys
+        seq = keys.column(layout.SEQ)
+        in_range = (
+            f"`{layout.SEQ}` >= {pc.min(seq).as_py()} AND `{layout.SEQ}` <= {pc.max(seq).as_py()}"
+        )
+        data = self._select(
+            table, in_range if predicate is None else f"({predicate}) AND {in_range}", columns
+        )
+        data = data.filter(pc.is_in(data.column(layout.ID), value_set=keys.column(layout.ID)))
+        return _in_order(data)
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         table = self._open(collection.id)
@@ -298,6 +324,7 @@ class LanceRecordStore:
         assert collection.dimension is not None
         arrays: dict[str, pa.Array] = {
             layout.ID: pa.array([row["id"] for row in rows], pa.string()),
+            layout.SEQ: pa.array([row[layout.SEQ] for row in rows], pa.int64()),
             layout.EMBEDDING: _vectors_array(
                 [row["embedding"] for row in rows], collection.dimension
             ),
@@ -316,6 +343,7 @@ def base_schema(dimension: int) -> pa.Schema:
     return pa.schema(
         [
             pa.field(layout.ID, pa.string(), nullable=False),
+            pa.field(layout.SEQ, pa.int64(), nullable=False),
             pa.field(layout.EMBEDDING, pa.list_(pa.float32(), dimension), nullable=True),
             pa.field(layout.DOCUMENT, pa.string(), nullable=True),
             pa.field(layout.URI, pa.string(), nullable=True),
@@ -351,10 +379,15 @@ def _batch_columns(batch: RecordBatch) -> set[str]:
     return sent
 
 
-def _new_row(batch: RecordBatch, i: int) -> dict[str, Any]:
+def _in_order(data: pa.Table) -> pa.Table:
+    return data.sort_by([(layout.SEQ, "ascending"), (layout.ID, "ascending")])
+
+
+def _new_row(batch: RecordBatch, i: int, seq: int) -> dict[str, Any]:
     metadata = batch.metadatas[i] if batch.metadatas is not None else None
     return {
         "id": batch.ids[i],
+        layout.SEQ: seq,
         "embedding": batch.embeddings[i] if batch.embeddings is not None else None,
         layout.DOCUMENT: batch.documents[i] if batch.documents is not None else None,
         layout.URI: batch.uris[i] if batch.uris is not None else None,
@@ -398,7 +431,7 @@ def _vectors_array(vectors: list[Vectors | None], dimension: int) -> pa.Array:
 
 
 def _columns(table: Any, include: Sequence[Include]) -> list[str]:
-    columns = [layout.ID]
+    columns = [layout.ID, layout.SEQ]
     if "embeddings" in include:
         columns.append(layout.EMBEDDING)
     if "documents" in include:

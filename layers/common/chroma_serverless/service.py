@@ -11,7 +11,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from chroma_serverless import collections
-from chroma_serverless.errors import ForbiddenError, InvalidArgumentError, NotFoundError
+from chroma_serverless.errors import (
+    ForbiddenError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from chroma_serverless.types import Collection, QueryResult
 
 if TYPE_CHECKING:
@@ -30,10 +35,17 @@ if TYPE_CHECKING:
 
 
 class Service:
-    def __init__(self, catalog: Catalog, records: RecordStore, settings: Settings) -> None:
+    def __init__(self, catalog: Catalog, records: RecordStore | None, settings: Settings) -> None:
         self.catalog = catalog
-        self.records = records
+        self._records = records
         self.settings = settings
+
+    @property
+    def records(self) -> RecordStore:
+        """The record store; absent in the control-plane function, which never routes here."""
+        if self._records is None:
+            raise InternalError("This function serves no record routes")
+        return self._records
 
     # ------------------------------------------------------------------ system
 

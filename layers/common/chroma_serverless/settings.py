@@ -2,41 +2,94 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 PREFIX = "CHROMA_SERVERLESS_"
 DEFAULT_MAX_BATCH_SIZE = 5461  # what Chroma's own server advertises
+# AWS Lambda refuses synchronous invocations over 6 MB (the whole event, not just the body), so
+# bodies are capped below it with room for the event envelope and JSON escaping.
+LAMBDA_MAX_BODY_BYTES = 5_500_000
+# Budget per record when sizing batches in AWS mode: the embedding as base64 float32 plus this
+# much for the id, document, uri and metadata.
+RECORD_OVERHEAD_BYTES = 2048
+
+Mode = Literal["embedded", "aws"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    """``path`` holds the embedded catalog (``catalog.sqlite3``) and records (``records/``)."""
+    """Embedded mode keeps ``catalog.sqlite3`` and ``records/`` under ``path``; AWS mode uses
+    the DynamoDB table ``catalog_table`` and the LanceDB root ``records_uri`` (``s3://...``)."""
 
+    mode: Mode = "embedded"
     path: Path = Path("data")
     allow_reset: bool = False
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    catalog_table: str = ""
+    records_uri: str = ""
+    aws_endpoint: str | None = None  # moto's server offline; unset on AWS
+    aws_region: str = "us-east-1"
+    max_body_bytes: int | None = None
+    embedding_dimension: int = 384  # sizes max_batch_size in AWS mode
 
     @property
     def catalog_path(self) -> Path:
         return self.path / "catalog.sqlite3"
 
     @property
-    def records_uri(self) -> str:
-        return str(self.path / "records")
+    def records_root(self) -> str:
+        return self.records_uri or str(self.path / "records")
+
+    @property
+    def batch_size(self) -> int:
+        """``max_batch_size`` for pre-flight, capped so a batch fits ``max_body_bytes``."""
+        if self.max_body_bytes is None:
+            return self.max_batch_size
+        per_record = 4 * ((self.embedding_dimension * 4 + 2) // 3) + RECORD_OVERHEAD_BYTES
+        return max(1, min(self.max_batch_size, self.max_body_bytes // per_record))
+
+    def storage_options(self) -> dict[str, str]:
+        """LanceDB object-store options; credentials come from the environment on AWS."""
+        if not self.records_root.startswith("s3://"):
+            return {}
+        options = {"aws_region": self.aws_region}
+        if self.aws_endpoint:
+            options["aws_endpoint"] = self.aws_endpoint
+            options["allow_http"] = str(self.aws_endpoint.startswith("http://")).lower()
+        return options
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(PREFIX + name, default)
+
+        mode = get("MODE", "embedded")
+        if mode not in ("embedded", "aws"):
+            raise ValueError(f"{PREFIX}MODE must be 'embedded' or 'aws', got {mode!r}")
+        body_limit = get("MAX_BODY_BYTES", str(LAMBDA_MAX_BODY_BYTES) if mode == "aws" else "")
         return cls(
-            path=Path(env.get(PREFIX + "PATH", str(cls.path))),
-            allow_reset=_flag(env.get(PREFIX + "ALLOW_RESET", "false")),
-            max_batch_size=int(env.get(PREFIX + "MAX_BATCH_SIZE", DEFAULT_MAX_BATCH_SIZE)),
+            mode=mode,  # type: ignore[arg-type]
+            path=Path(get("PATH", "data")),
+            allow_reset=_flag(get("ALLOW_RESET", "false")),
+            max_batch_size=int(get("MAX_BATCH_SIZE", str(DEFAULT_MAX_BATCH_SIZE))),
+            catalog_table=get("CATALOG_TABLE"),
+            records_uri=get("RECORDS_URI"),
+            aws_endpoint=get("AWS_ENDPOINT") or None,
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            max_body_bytes=int(body_limit) if body_limit else None,
+            embedding_dimension=int(get("EMBEDDING_DIMENSION", "384")),
         )
 
 

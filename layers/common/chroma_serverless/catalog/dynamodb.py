@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
+    from chroma_serverless.settings import Settings
     from chroma_serverless.types import Metadata
 
 KEY_SCHEMA = [
@@ -76,6 +77,19 @@ class DynamoDbCatalog:
         self._db = client
         self._table = table
         self._ensure_defaults()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DynamoDbCatalog:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=settings.aws_endpoint,
+            region_name=settings.aws_region,
+            config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3),
+        )
+        return cls(client, settings.catalog_table)
 
     def _ensure_defaults(self) -> None:
         for create in (
