@@ -1,32 +1,79 @@
-"""``chroma-serverless``: serve the API locally."""
+"""``chroma-serverless``: serve the API locally (embedded default or the AWS stack on moto)."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
 import socket
 import sys
 from pathlib import Path
 
-from chroma_serverless.settings import Settings
+from chroma_serverless.settings import LAMBDA_MAX_BODY_BYTES, Settings
+
+AWS_LOCAL_TABLE = "chroma-catalog"
+AWS_LOCAL_BUCKET = "chroma-records"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chroma-serverless")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="serve the Chroma v2 API (embedded default)")
+    run = commands.add_parser("run", help="serve the Chroma v2 API")
     run.add_argument("--path", type=Path, help="data directory (default ./data)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     run.add_argument("--allow-reset", action="store_true", help="enable POST /api/v2/reset")
+    run.add_argument(
+        "--aws-local",
+        action="store_true",
+        help="run the AWS deployment's storage (DynamoDB catalog, LanceDB on S3) on an "
+        "in-process moto server, with Lambda's request limits; data lasts as long as the process",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
     if args.path is not None:
-        settings = dataclasses.replace(settings, path=args.path)
+        settings = settings.replace(path=args.path)
     if args.allow_reset:
-        settings = dataclasses.replace(settings, allow_reset=True)
+        settings = settings.replace(allow_reset=True)
+    if args.aws_local:
+        settings = start_aws_local(settings)
     return serve(settings, args.host, args.port)
+
+
+def start_aws_local(settings: Settings) -> Settings:
+    """Start moto's server on a free port with the catalog table and records bucket."""
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError:  # pragma: no cover - depends on the installation
+        sys.exit("--aws-local needs moto[server]: pip install -e '.[dev]'")
+
+    from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # Dummy credentials for boto3 and LanceDB's object store alike.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    region = settings.aws_region
+    boto3.client("dynamodb", endpoint_url=endpoint, region_name=region).create_table(
+        TableName=AWS_LOCAL_TABLE,
+        KeySchema=KEY_SCHEMA,  # type: ignore[arg-type]
+        AttributeDefinitions=ATTRIBUTES,  # type: ignore[arg-type]
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("s3", endpoint_url=endpoint, region_name=region).create_bucket(
+        Bucket=AWS_LOCAL_BUCKET
+    )
+    return settings.replace(
+        mode="aws",
+        catalog_table=AWS_LOCAL_TABLE,
+        records_uri=f"s3://{AWS_LOCAL_BUCKET}/records",
+        aws_endpoint=endpoint,
+        max_body_bytes=settings.max_body_bytes or LAMBDA_MAX_BODY_BYTES,
+    )
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
@@ -40,10 +87,16 @@ def serve(settings: Settings, host: str, port: int) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
+    if settings.mode == "aws":
+        storage = (
+            f"DynamoDB {settings.catalog_table} and {settings.records_root} "
+            f"on moto at {settings.aws_endpoint}"
+        )
+    else:
+        storage = str(settings.path.resolve())
     print(
         f"chroma-serverless listening on http://{host}:{bound} "
-        f"(data: {settings.path.resolve()}, auth: off, reset: "
-        f"{'on' if settings.allow_reset else 'off'})",
+        f"(data: {storage}, auth: off, reset: {'on' if settings.allow_reset else 'off'})",
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
