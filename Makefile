@@ -4,9 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-SOURCES := layers functions tests
+SOURCES := layers functions tests infra
 
-.PHONY: run test lint check-python clean
+# AWS SAM CLI lives in its own venv on Python 3.12 (the Lambda runtime), found under pyenv.
+PYTHON312 ?= $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12))
+SAM_VENV := .venv-sam
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+
+.PHONY: run test lint sam check-python clean
 
 $(INSTALLED): pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +34,18 @@ lint: $(INSTALLED)
 test: lint
 	$(BIN)/python -m pytest
 
+# Offline checks of the deployment: lint the template, build the zip function and its layer with
+# Python 3.12, and smoke-test the build. The data function is an image and needs Docker.
+sam: $(SAM_VENV)/.installed
+	$(SAM) validate --lint
+	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build ControlFunction
+	$(PYTHON312) infra/smoke_build.py
+
+$(SAM_VENV)/.installed:
+	@test -x "$(PYTHON312)" || { echo "Python 3.12 not found (set PYTHON312=...)"; exit 1; }
+	$(PYTHON312) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0 cfn-lint==1.58.0
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,208 @@
+"""template.yaml and the app cannot drift: every route is served by exactly one function, the one
+whose plane serves it, and a real API Gateway event for it reaches that function's handler."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+from fastapi.routing import APIRoute
+
+from chroma_serverless.app import control_routers, data_routers
+from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
+from chroma_serverless.service import Service
+from chroma_serverless.settings import Settings
+from tests.conftest import new_catalog_table
+from tests.lambda_events import FakeLambdaContext, load_event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
+
+    from tests.conftest import Moto
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTION_PLANES = {"ControlFunction": "control", "DataFunction": "data"}
+CATCH_ALL = "/{proxy+}"
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """Reads ``!Ref``, ``!Sub``, ``!GetAtt`` ... as plain values."""
+
+
+CloudFormationLoader.add_multi_constructor(
+    "!",
+    lambda loader, suffix, node: (
+        loader.construct_scalar(node)
+        if isinstance(node, yaml.ScalarNode)
+        else loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node)
+    ),
+)
+
+
+def load_template() -> dict[str, Any]:
+    template: dict[str, Any] = yaml.load(  # noqa: S506 - a SafeLoader subclass
+        (ROOT / "template.yaml").read_text(), Loader=CloudFormationLoader
+    )
+    return template
+
+
+def shape(path: str) -> str:
+    """Path with every parameter as ``{}``: API Gateway needs one name per sibling level."""
+    return re.sub(r"\{[^}]*\}", "{}", path.replace("{path:path}", "{proxy+}"))
+
+
+def template_events() -> list[tuple[str, str, str, str]]:
+    """(function, event name, method, path) for every API event in the template."""
+    resources = load_template()["Resources"]
+    return [
+        (function, name, event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for function in FUNCTION_PLANES
+        for name, event in resources[function]["Properties"]["Events"].items()
+        if event["Type"] == "Api"
+    ]
+
+
+def app_routes() -> dict[tuple[str, str], str]:
+    """(method, path shape) -> plane, for every route of the full app."""
+    routes: dict[tuple[str, str], str] = {}
+    service = Service(None, None, Settings())  # type: ignore[arg-type]
+    for plane, routers in (("control", control_routers), ("data", data_routers)):
+        for router in routers(service):
+            for route in router.routes:
+                if isinstance(route, APIRoute) and route.include_in_schema:
+                    for method in route.methods:
+                        routes[(method, shape(route.path))] = plane
+    return routes
+
+
+def test_every_route_is_served_by_exactly_one_function_of_its_plane() -> None:
+    served: dict[tuple[str, str], list[str]] = {}
+    for function, _, method, path in template_events():
+        if path != CATCH_ALL and not path.startswith("/api/v1/"):
+            served.setdefault((method, shape(path)), []).append(function)
+    routes = app_routes()
+    assert set(served) == set(routes)
+    for route, functions in served.items():
+        assert len(functions) == 1, (route, functions)
+        assert FUNCTION_PLANES[functions[0]] == routes[route], route
+
+
+def test_unknown_paths_and_v1_reach_the_app() -> None:
+    events = {(f, m, p) for f, _, m, p in template_events()}
+    assert ("ControlFunction", "ANY", CATCH_ALL) in events
+    assert ("ControlFunction", "ANY", "/api/v1/{proxy+}") in events
+
+
+def test_catalog_table_key_schema_matches_the_code() -> None:
+    table = load_template()["Resources"]["CatalogTable"]["Properties"]
+    assert table["KeySchema"] == KEY_SCHEMA
+    assert table["AttributeDefinitions"] == ATTRIBUTES
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+# ------------------------------------------------------------------ events through the handlers
+
+
+def _import(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"template_{name}_app", ROOT / "functions" / name / "app.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def handlers(moto: Moto, bucket: str) -> Iterator[dict[str, ModuleType]]:
+    """Both entry points in AWS mode (DynamoDB and S3 on moto), as the template configures them."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CHROMA_SERVERLESS_MODE", "aws")
+        env.setenv("CHROMA_SERVERLESS_CATALOG_TABLE", new_catalog_table(moto))
+        env.setenv("CHROMA_SERVERLESS_RECORDS_URI", f"s3://{bucket}/{uuid.uuid4().hex}")
+        env.setenv("CHROMA_SERVERLESS_AWS_ENDPOINT", moto.endpoint)
+        env.setenv("CHROMA_SERVERLESS_ALLOW_RESET", "true")
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        yield {"ControlFunction": _import("control"), "DataFunction": _import("data")}
+
+
+def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    response = handler(load_event("rest", method, path, body), FakeLambdaContext())
+    assert response["headers"]["content-type"] == "application/json"
+    payload = json.loads(response["body"])
+    if response["statusCode"] >= 400:
+        assert set(payload) == {"error", "message"}, payload
+        assert "chroma-trace-id" in response["headers"]
+    return response["statusCode"], payload
+
+
+BODIES: dict[str, Any] = {
+    "CreateTenant": {"name": "t-{uuid}"},
+    "CreateDatabase": {"name": "d-{uuid}"},
+    "CreateCollection": {"name": "c-{uuid}"},
+    "ModifyCollection": {"new_metadata": {"edited": True}},
+    "Add": {"ids": ["new"], "embeddings": [[0.0, 1.0]]},
+    "Upsert": {"ids": ["r1"], "embeddings": [[0.5, 0.5]]},
+    "Update": {"ids": ["r1"], "metadatas": [{"k": 2}]},
+    "Get": {"where": {"k": 1}},
+    "Query": {"query_embeddings": [[1.0, 0.0]], "n_results": 1},
+    "Delete": {"ids": ["r1"]},
+}
+STATUS = {"Add": 201, "ForkCollection": 501, "Search": 501, "V1": 410, "Unknown": 404}
+
+
+@pytest.mark.parametrize(
+    ("function", "name", "method", "path"),
+    template_events(),
+    ids=[f"{f}.{n}" for f, n, _, _ in template_events()],
+)
+def test_event_reaches_the_assigned_function(
+    handlers: dict[str, ModuleType], function: str, name: str, method: str, path: str
+) -> None:
+    control, data = handlers["ControlFunction"].handler, handlers["DataFunction"].handler
+    tag = uuid.uuid4().hex[:8]
+    database = "default_database"
+    if name == "DeleteDatabase":
+        database = f"doomed-{tag}"
+        assert (
+            call(control, "POST", "/api/v2/tenants/default_tenant/databases", {"name": database})[0]
+            == 200
+        )
+    base = f"/api/v2/tenants/default_tenant/databases/{database}"
+    status, collection = call(control, "POST", f"{base}/collections", {"name": f"col-{tag}"})
+    assert status == 200
+    status, _ = call(
+        data,
+        "POST",
+        f"{base}/collections/{collection['id']}/add",
+        {"ids": ["r1"], "embeddings": [[1.0, 0.0]], "metadatas": [{"k": 1}]},
+    )
+    assert status == 201
+
+    by_name = method in ("GET", "DELETE") and path.endswith("collections/{collection}")
+    concrete = (
+        path.replace("{tenant}", "default_tenant")
+        .replace("{database}", database)
+        .replace("{collection}", collection["name"] if by_name else collection["id"])
+        .replace("{proxy+}", "no/such/route")
+        .replace("ANY", "GET")
+    )
+    body = json.loads(json.dumps(BODIES.get(name)).replace("{uuid}", tag))
+    status, payload = call(
+        handlers[function].handler, "GET" if method == "ANY" else method, concrete, body
+    )
+    assert status == STATUS.get(name, 200), payload
+    if status == 404:
+        assert payload["message"].startswith("No route for")
