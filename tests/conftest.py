@@ -199,10 +199,14 @@ class Server:
         return [line for line in self.log.read_text().splitlines() if "internal error" in line]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``chroma-serverless run --port 0 --allow-reset`` in a subprocess, stopped by its PID."""
-    running = Server(tmp_path_factory.mktemp("server"), "--allow-reset")
+@pytest.fixture(scope="session", params=["embedded", "aws-local"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """``chroma-serverless run --port 0 --allow-reset [--aws-local]`` in a subprocess, stopped by
+    its PID: the embedded default, and the AWS storage (DynamoDB, S3) on moto."""
+    extra = ("--aws-local",) if request.param == "aws-local" else ()
+    running = Server(tmp_path_factory.mktemp("server"), "--allow-reset", *extra)
     yield running
     close_chroma_clients()
     running.stop()
