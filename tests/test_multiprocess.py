@@ -40,8 +40,8 @@ def write(uri: str, options: dict[str, str], target: Collection, writer: int) ->
         store.add(target, RecordBatch(ids=ids, embeddings=vectors(len(ids), writer * 100 + batch)))
         metadatas: list[Any] = [{"writer": writer}] * len(SHARED)
         store.upsert(
-            target, RecordBatch(ids=SHARED, embeddings=vectors(len(SHARED), batch),
-                                metadatas=metadatas)
+            target,
+            RecordBatch(ids=SHARED, embeddings=vectors(len(SHARED), batch), metadatas=metadatas),
         )
     return writer
 
