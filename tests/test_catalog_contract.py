@@ -10,7 +10,8 @@ import pytest
 
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.types import Collection
+from chroma_serverless.auth import hash_token
+from chroma_serverless.types import Collection, Principal, Token
 
 if TYPE_CHECKING:
     from chroma_serverless.catalog import Catalog
@@ -225,3 +226,34 @@ def test_concurrent_get_or_create_returns_one_collection(catalog: Catalog) -> No
     with ThreadPoolExecutor(8) as pool:
         ids = set(pool.map(get_or_create, range(16)))
     assert len(ids) == 1
+
+
+def stored_token(secret: str, user: str = "u", role: str = "reader") -> Token:
+    return Token(
+        id=hash_token(secret)[:16],
+        hash=hash_token(secret),
+        principal=Principal(user, "acme", ("db1", "db2"), role),  # type: ignore[arg-type]
+        created_at="2026-11-24T00:00:00+00:00",
+    )
+
+
+def test_tokens_are_found_by_hash_listed_and_revoked(catalog: Catalog) -> None:
+    first, second = stored_token("secret-1", "alice"), stored_token("secret-2", "bob", "admin")
+    catalog.create_token(first)
+    catalog.create_token(second)
+    assert catalog.get_token(hash_token("secret-1")) == first
+    assert catalog.get_token(hash_token("nope")) is None
+    assert catalog.list_tokens() == [first, second]
+    with pytest.raises(UniqueConstraintError):
+        catalog.create_token(first)
+    assert catalog.revoke_token(first.id) == first
+    assert catalog.get_token(first.hash) is None
+    with pytest.raises(NotFoundError):
+        catalog.revoke_token(first.id)
+
+
+def test_tokens_survive_a_reset(catalog: Catalog) -> None:
+    token = stored_token("keep-me")
+    catalog.create_token(token)
+    catalog.reset()
+    assert catalog.get_token(token.hash) == token

@@ -11,10 +11,15 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chroma_serverless import __version__, collections, wire
+from chroma_serverless.auth import ANONYMOUS, Authenticator, ensure_admin_token
+from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import (
     BatchSizeExceededError,
     ChromaError,
@@ -28,14 +33,14 @@ from chroma_serverless.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Callable, Collection, Coroutine, Sequence
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from chroma_serverless.catalog import Catalog
     from chroma_serverless.service import Service
     from chroma_serverless.settings import Settings
-    from chroma_serverless.types import Database, GetResult, QueryResult
+    from chroma_serverless.types import Database, GetResult, Principal, QueryResult
 
 log = logging.getLogger("chroma_serverless")
 
@@ -78,6 +83,13 @@ def build_service(settings: Settings, planes: Collection[Plane] = PLANES) -> Ser
 
         settings.path.mkdir(parents=True, exist_ok=True)
         catalog = SqliteCatalog(settings.catalog_path)
+    admin_token = settings.admin_token
+    if settings.admin_token_secret:
+        from chroma_serverless.secrets_manager import read_secret
+
+        admin_token = read_secret(settings, settings.admin_token_secret)
+    if admin_token:
+        ensure_admin_token(catalog, admin_token)
     records = None
     if "data" in planes:
         from chroma_serverless.records import LanceRecordStore
@@ -95,11 +107,20 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
         redirect_slashes=False,  # the official client treats a redirect as an error
     )
     app.state.service = service
+    route_class = guarded_route(Authenticator(service.catalog, service.settings.auth))
     routers = {"control": control_routers, "data": data_routers}
     for plane in planes:
-        for router in routers[plane](service):
+        for router in routers[plane](service, route_class):
             app.include_router(router)
     install_error_handlers(app)
+    if service.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(service.settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["chroma-trace-id"],
+        )
     if service.settings.max_body_bytes is not None:
         app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     return app
@@ -203,16 +224,77 @@ def install_error_handlers(app: FastAPI) -> None:
 # --------------------------------------------------------------------------- routes
 
 
-def control_routers(service: Service) -> list[APIRouter]:
-    return [system_router(service), tenant_router(service), collection_router(service)]
+def control_routers(service: Service, route_class: type[APIRoute] = APIRoute) -> list[APIRouter]:
+    return [
+        system_router(service, route_class),
+        tenant_router(service, route_class),
+        collection_router(service, route_class),
+    ]
 
 
-def data_routers(service: Service) -> list[APIRouter]:
-    return [lifecycle_router(service), record_router(service)]
+def data_routers(service: Service, route_class: type[APIRoute] = APIRoute) -> list[APIRouter]:
+    return [lifecycle_router(service, route_class), record_router(service, route_class)]
 
 
-def system_router(service: Service) -> APIRouter:
-    router = APIRouter(tags=["system"])
+# The action each route performs (Chroma's AuthzAction names); routes absent here are public.
+ROUTE_ACTIONS = {
+    "identity": "auth:identity",
+    "reset": "system:reset",
+    "create_tenant": "tenant:create_tenant",
+    "get_tenant": "tenant:get_tenant",
+    "create_database": "db:create_database",
+    "list_databases": "db:list_databases",
+    "get_database": "db:get_database",
+    "delete_database": "db:delete_database",
+    "create_collection": "db:create_collection",
+    "list_collections": "db:list_collections",
+    "count_collections": "db:count_collections",
+    "get_collection": "collection:get_collection",
+    "get_collection_by_id": "collection:get_collection",
+    "indexing_status": "collection:get_collection",
+    "modify_collection": "collection:update_collection",
+    "delete_collection": "collection:delete_collection",
+    "fork_collection": "collection:fork_collection",
+    "add": "collection:add",
+    "update": "collection:update",
+    "upsert": "collection:upsert",
+    "delete": "collection:delete",
+    "get": "collection:get",
+    "query": "collection:query",
+    "count": "collection:count",
+    "search": "collection:query",
+}
+PUBLIC_ROUTES = frozenset({"heartbeat", "version", "pre_flight_checks", "healthcheck", "v1"})
+
+
+def guarded_route(authenticator: Authenticator) -> type[APIRoute]:
+    """A route class that authenticates and authorizes from the path before anything else runs
+    (before the body is even parsed): 401 for no or unknown token, 403 outside the scope."""
+
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            action = ROUTE_ACTIONS.get(self.name)
+            if action is None:
+                assert self.name in PUBLIC_ROUTES, f"route {self.name} has no action"
+                return handler
+
+            async def guarded(request: Request) -> Response:
+                principal = await run_in_threadpool(authenticator.authenticate, request.headers)
+                params = request.path_params
+                authenticator.authorize(
+                    principal, action, params.get("tenant"), params.get("database")
+                )
+                request.state.principal = principal
+                return await handler(request)
+
+            return guarded
+
+    return GuardedRoute
+
+
+def system_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
+    router = APIRouter(tags=["system"], route_class=route_class)
 
     @router.get(API)
     @router.get(API + "/heartbeat")
@@ -234,8 +316,17 @@ def system_router(service: Service) -> APIRouter:
         return JSON({"is_executor_ready": True, "is_log_client_ready": True})
 
     @router.get(API + "/auth/identity")
-    def identity() -> JSON:
-        return JSON({"user_id": "", "tenant": "default_tenant", "databases": ["default_database"]})
+    def identity(request: Request) -> JSON:
+        principal: Principal = request.state.principal
+        if principal is ANONYMOUS:  # what Chroma's server answers without auth
+            return JSON({"user_id": "", "tenant": DEFAULT_TENANT, "databases": [DEFAULT_DATABASE]})
+        return JSON(
+            {
+                "user_id": principal.user_id,
+                "tenant": principal.tenant,
+                "databases": list(principal.databases),
+            }
+        )
 
     @router.api_route(
         "/api/v1/{path:path}", methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False
@@ -246,11 +337,11 @@ def system_router(service: Service) -> APIRouter:
     return router
 
 
-def tenant_router(service: Service) -> APIRouter:
-    router = APIRouter(tags=["tenants and databases"])
+def tenant_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
+    router = APIRouter(tags=["tenants and databases"], route_class=route_class)
 
     @router.post(API + "/tenants")
-    def create_tenant(body: wire.CreateTenant) -> JSON:
+    def create_tenant(body: wire.CreateTenant) -> JSON:  # authorized as a global action
         service.create_tenant(body.name)
         return JSON({})
 
@@ -264,8 +355,12 @@ def tenant_router(service: Service) -> APIRouter:
         return JSON({})
 
     @router.get(API + "/tenants/{tenant}/databases")
-    def list_databases(tenant: str, limit: int | None = None, offset: int | None = None) -> JSON:
-        return JSON([_database(d) for d in service.list_databases(tenant, limit, offset)])
+    def list_databases(
+        request: Request, tenant: str, limit: int | None = None, offset: int | None = None
+    ) -> JSON:
+        principal: Principal = request.state.principal
+        found = service.list_databases(tenant, principal, limit, offset)
+        return JSON([_database(d) for d in found])
 
     @router.get(DATABASE)
     def get_database(tenant: str, database: str) -> JSON:
@@ -274,8 +369,8 @@ def tenant_router(service: Service) -> APIRouter:
     return router
 
 
-def collection_router(service: Service) -> APIRouter:
-    router = APIRouter(tags=["collections"])
+def collection_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
+    router = APIRouter(tags=["collections"], route_class=route_class)
 
     @router.post(DATABASE + "/collections")
     def create_collection(tenant: str, database: str, body: wire.CreateCollection) -> JSON:
@@ -321,9 +416,9 @@ def collection_router(service: Service) -> APIRouter:
     return router
 
 
-def lifecycle_router(service: Service) -> APIRouter:
+def lifecycle_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
     """Data-plane routes outside the record API: the ones that drop or inspect records."""
-    router = APIRouter(tags=["lifecycle"])
+    router = APIRouter(tags=["lifecycle"], route_class=route_class)
 
     @router.post(API + "/reset")
     def reset() -> JSON:
@@ -359,8 +454,8 @@ def lifecycle_router(service: Service) -> APIRouter:
     return router
 
 
-def record_router(service: Service) -> APIRouter:
-    router = APIRouter(tags=["records"])
+def record_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
+    router = APIRouter(tags=["records"], route_class=route_class)
     max_batch = service.settings.batch_size
 
     @router.post(COLLECTION + "/add", status_code=201)

@@ -74,6 +74,20 @@ class MethodNotAllowedError(ChromaError):
     status_code = 405
 
 
+class AuthorizationError(ChromaError):
+    """No token, or one the server does not know (the client raises AuthorizationError)."""
+
+    name = "AuthorizationError"
+    status_code = 401
+
+
+class AuthError(ChromaError):
+    """A known token acting outside its tenant, databases or role (client: ChromaAuthError)."""
+
+    name = "AuthError"
+    status_code = 403
+
+
 class BatchSizeExceededError(ChromaError):
     name = "BatchSizeExceededError"
     status_code = 413

@@ -11,13 +11,14 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from chroma_serverless import collections
+from chroma_serverless.auth import can_see_database
 from chroma_serverless.errors import (
     ForbiddenError,
     InternalError,
     InvalidArgumentError,
     NotFoundError,
 )
-from chroma_serverless.types import Collection, QueryResult
+from chroma_serverless.types import ANY, Collection, QueryResult
 
 if TYPE_CHECKING:
     from chroma_serverless.catalog import Catalog
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         DeleteRequest,
         GetRequest,
         GetResult,
+        Principal,
         QueryRequest,
         RecordBatch,
         Tenant,
@@ -70,8 +72,19 @@ class Service:
     def get_database(self, tenant: str, name: str) -> Database:
         return self.catalog.get_database(tenant, name)
 
-    def list_databases(self, tenant: str, limit: int | None, offset: int | None) -> list[Database]:
-        return self.catalog.list_databases(tenant, *_page(limit, offset))
+    def list_databases(
+        self, tenant: str, principal: Principal, limit: int | None, offset: int | None
+    ) -> list[Database]:
+        """The tenant's databases that ``principal`` may see, paged after that filter."""
+        limit, offset = _page(limit, offset)
+        if ANY in principal.databases:
+            return self.catalog.list_databases(tenant, limit, offset)
+        visible = [
+            d
+            for d in self.catalog.list_databases(tenant, None, 0)
+            if can_see_database(principal, d.name)
+        ]
+        return visible[offset:] if limit is None else visible[offset : offset + limit]
 
     def delete_database(self, tenant: str, name: str) -> None:
         for collection in self.catalog.delete_database(tenant, name):

@@ -38,6 +38,10 @@ class Settings:
     aws_region: str = "us-east-1"
     max_body_bytes: int | None = None
     embedding_dimension: int = 384  # sizes max_batch_size in AWS mode
+    auth: bool = False  # off in the embedded default, as in Chroma; on in the AWS stack
+    admin_token: str | None = None  # bootstrap admin token (plaintext, from the environment)
+    admin_token_secret: str | None = None  # ... or the Secrets Manager secret holding it
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def catalog_path(self) -> Path:
@@ -90,6 +94,10 @@ class Settings:
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             max_body_bytes=int(body_limit) if body_limit else None,
             embedding_dimension=int(get("EMBEDDING_DIMENSION", "384")),
+            auth=_flag(get("AUTH", "false")),
+            admin_token=get("ADMIN_TOKEN") or None,
+            admin_token_secret=get("ADMIN_TOKEN_SECRET") or None,
+            cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS").split(",") if o.strip()),
         )
 
 

@@ -24,6 +24,31 @@ SPACES: tuple[Space, ...] = ("l2", "cosine", "ip")
 Vectors = npt.NDArray[np.float32]
 
 
+Role = Literal["admin", "writer", "reader"]
+ROLES: tuple[Role, ...] = ("admin", "writer", "reader")
+ANY = "*"  # a principal's tenant or database wildcard
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token acts for: one tenant (or ``*``), some databases (or ``*``) and a role."""
+
+    user_id: str
+    tenant: str
+    databases: tuple[str, ...]
+    role: Role
+
+
+@dataclass(frozen=True)
+class Token:
+    """A stored API token: only the SHA-256 of the secret is kept; ``id`` is a public handle."""
+
+    id: str
+    hash: str
+    principal: Principal
+    created_at: str
+
+
 @dataclass(frozen=True)
 class Tenant:
     name: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from chroma_serverless.types import Collection, Database, Metadata, Tenant
+    from chroma_serverless.types import Collection, Database, Metadata, Tenant, Token
 
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
@@ -76,5 +76,18 @@ class Catalog(Protocol):
     def set_dimension(self, collection_id: str, dimension: int) -> int:
         """Fix the dimension if it is unset; returns the dimension in force afterwards."""
 
+    def create_token(self, token: Token) -> None:
+        """Store a token record (its hash, never the secret)."""
+
+    def get_token(self, token_hash: str) -> Token | None:
+        """The token with this SHA-256 hash, or ``None``."""
+
+    def list_tokens(self) -> list[Token]:
+        """Every token, ordered by user id then creation time."""
+
+    def revoke_token(self, token_id: str) -> Token:
+        """Delete a token by its public id; raises NotFoundError."""
+
     def reset(self) -> None:
-        """Remove everything, then recreate the default tenant and database."""
+        """Remove tenants, databases and collections, then recreate the default tenant and
+        database. Tokens survive a reset: it is an admin's action, not a lockout."""

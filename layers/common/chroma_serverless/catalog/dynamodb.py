@@ -18,6 +18,7 @@ on the name item not existing (uniqueness per database) and on the database item
 collection can be created in a database being deleted). Database ids are UUIDs, so a database
 deleted and recreated under the same name never inherits old collections. Metadata and
 configuration are stored as JSON strings so ints, floats and bools keep their exact types.
+A presented token is found with one GetItem on its hash; the secret itself is never stored.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from botocore.exceptions import ClientError
 
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.types import Collection, Database, Tenant
+from chroma_serverless.types import Collection, Database, Principal, Tenant, Token
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -68,6 +69,10 @@ def name_key(database_id: str, name: str) -> dict[str, Any]:
 
 def id_key(collection_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"COLLECTION#{collection_id}"}, "sk": {"S": "COLLECTION"}}
+
+
+def token_key(token_hash: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TOKEN#{token_hash}"}, "sk": {"S": "TOKEN"}}
 
 
 class DynamoDbCatalog:
@@ -403,14 +408,64 @@ class DynamoDbCatalog:
             return self.set_dimension(collection_id, dimension)
         return dimension
 
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(self, token: Token) -> None:
+        principal = token.principal
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **token_key(token.hash),
+                    "id": {"S": token.id},
+                    "user_id": {"S": principal.user_id},
+                    "tenant": {"S": principal.tenant},
+                    "databases": {"L": [{"S": d} for d in principal.databases]},
+                    "role": {"S": principal.role},
+                    "created_at": {"S": token.created_at},
+                },
+                ConditionExpression=NOT_EXISTS,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise UniqueConstraintError(f"Token [{token.id}] already exists") from exc
+            raise
+
+    def get_token(self, token_hash: str) -> Token | None:
+        item = self._get(token_key(token_hash))
+        return None if item is None else _token(item)
+
+    def list_tokens(self) -> list[Token]:
+        tokens = [_token(item) for item in self._scan("TOKEN#")]
+        return sorted(tokens, key=lambda t: (t.principal.user_id, t.created_at))
+
+    def revoke_token(self, token_id: str) -> Token:
+        for token in self.list_tokens():
+            if token.id == token_id:
+                self._db.delete_item(TableName=self._table, Key=token_key(token.hash))
+                return token
+        raise NotFoundError(f"Token [{token_id}] does not exist")
+
     def reset(self) -> None:
-        paginator = self._db.get_paginator("scan")
-        for page in paginator.paginate(
-            TableName=self._table, ProjectionExpression="pk, sk", ConsistentRead=True
-        ):
-            for item in page["Items"]:
-                self._db.delete_item(TableName=self._table, Key=item)
+        for item in self._scan():
+            if not item["pk"]["S"].startswith("TOKEN#"):
+                self._db.delete_item(TableName=self._table, Key={k: item[k] for k in ("pk", "sk")})
         self._ensure_defaults()
+
+    def _scan(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every item, or those whose pk starts with ``prefix`` (admin paths: reset, tokens)."""
+        extra: dict[str, Any] = {}
+        if prefix is not None:
+            extra = {
+                "FilterExpression": "begins_with(pk, :prefix)",
+                "ExpressionAttributeValues": {":prefix": {"S": prefix}},
+            }
+        items: list[dict[str, Any]] = []
+        for page in self._db.get_paginator("scan").paginate(
+            TableName=self._table, ConsistentRead=True, **extra
+        ):
+            items.extend(page["Items"])
+        return items
 
     # ------------------------------------------------------------------ plumbing
 
@@ -479,6 +534,18 @@ def _item(collection: Collection, database_id: str) -> dict[str, Any]:
     if collection.dimension is not None:
         item["dimension"] = {"N": str(collection.dimension)}
     return item
+
+
+def _token(item: dict[str, Any]) -> Token:
+    principal = Principal(
+        item["user_id"]["S"],
+        item["tenant"]["S"],
+        tuple(d["S"] for d in item["databases"]["L"]),
+        item["role"]["S"],
+    )
+    return Token(
+        item["id"]["S"], item["pk"]["S"].removeprefix("TOKEN#"), principal, item["created_at"]["S"]
+    )
 
 
 def _collection(item: dict[str, Any]) -> Collection:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.types import Collection, Database, Tenant
+from chroma_serverless.types import Collection, Database, Principal, Tenant, Token
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,6 +33,15 @@ CREATE TABLE IF NOT EXISTS collections (
     configuration TEXT NOT NULL,
     dimension INTEGER,
     UNIQUE (database_id, name)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    databases TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at TEXT NOT NULL
 );
 """
 
@@ -245,6 +254,45 @@ class SqliteCatalog:
             raise NotFoundError(f"Collection [{collection_id}] does not exist.")
         return int(row[0])
 
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(self, token: Token) -> None:
+        principal = token.principal
+        with self._transaction() as db:
+            try:
+                db.execute(
+                    "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        token.hash,
+                        token.id,
+                        principal.user_id,
+                        principal.tenant,
+                        json.dumps(principal.databases),
+                        principal.role,
+                        token.created_at,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise UniqueConstraintError(f"Token [{token.id}] already exists") from exc
+
+    def get_token(self, token_hash: str) -> Token | None:
+        with self._transaction() as db:
+            row = db.execute(_TOKEN_SELECT + "WHERE hash = ?", (token_hash,)).fetchone()
+        return None if row is None else _token(row)
+
+    def list_tokens(self) -> list[Token]:
+        with self._transaction() as db:
+            rows = db.execute(_TOKEN_SELECT + "ORDER BY user_id, created_at").fetchall()
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, token_id: str) -> Token:
+        with self._transaction() as db:
+            row = db.execute(_TOKEN_SELECT + "WHERE id = ?", (token_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"Token [{token_id}] does not exist")
+            db.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
+        return _token(row)
+
     def reset(self) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM collections")
@@ -274,6 +322,15 @@ class _Transaction:
                 self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self._lock.release()
+
+
+_TOKEN_SELECT = "SELECT hash, id, user_id, tenant, databases, role, created_at FROM tokens "
+
+
+def _token(row: tuple[Any, ...]) -> Token:
+    token_hash, token_id, user_id, tenant, databases, role, created_at = row
+    principal = Principal(user_id, tenant, tuple(json.loads(databases)), role)
+    return Token(token_id, token_hash, principal, created_at)
 
 
 def _dump(metadata: Metadata | None) -> str | None:
