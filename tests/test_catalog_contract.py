@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chroma_serverless.auth import hash_token
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.auth import hash_token
 from chroma_serverless.types import Collection, Principal, Token
 
 if TYPE_CHECKING:

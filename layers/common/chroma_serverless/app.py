@@ -74,15 +74,7 @@ def build_service(settings: Settings, planes: Collection[Plane] = PLANES) -> Ser
     its Lambda function needs neither LanceDB nor pyarrow."""
     from chroma_serverless.service import Service
 
-    if settings.mode == "aws":
-        from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
-
-        catalog: Catalog = DynamoDbCatalog.from_settings(settings)
-    else:
-        from chroma_serverless.catalog.sqlite import SqliteCatalog
-
-        settings.path.mkdir(parents=True, exist_ok=True)
-        catalog = SqliteCatalog(settings.catalog_path)
+    catalog = build_catalog(settings)
     admin_token = settings.admin_token
     if settings.admin_token_secret:
         from chroma_serverless.secrets_manager import read_secret
@@ -96,6 +88,17 @@ def build_service(settings: Settings, planes: Collection[Plane] = PLANES) -> Ser
 
         records = LanceRecordStore(settings.records_root, settings.storage_options())
     return Service(catalog, records, settings)
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    if settings.mode == "aws":
+        from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
+
+        return DynamoDbCatalog.from_settings(settings)
+    from chroma_serverless.catalog.sqlite import SqliteCatalog
+
+    settings.path.mkdir(parents=True, exist_ok=True)
+    return SqliteCatalog(settings.catalog_path)
 
 
 def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:

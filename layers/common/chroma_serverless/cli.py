@@ -7,8 +7,13 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chroma_serverless.settings import LAMBDA_MAX_BODY_BYTES, Settings
+from chroma_serverless.types import ROLES
+
+if TYPE_CHECKING:
+    from chroma_serverless.types import Principal
 
 AWS_LOCAL_TABLE = "chroma-catalog"
 AWS_LOCAL_BUCKET = "chroma-records"
@@ -23,21 +28,78 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     run.add_argument("--allow-reset", action="store_true", help="enable POST /api/v2/reset")
     run.add_argument(
+        "--auth",
+        action="store_true",
+        help="require bearer tokens (create them with `chroma-serverless tokens create`)",
+    )
+    run.add_argument(
         "--aws-local",
         action="store_true",
         help="run the AWS deployment's storage (DynamoDB catalog, LanceDB on S3) on an "
         "in-process moto server, with Lambda's request limits; data lasts as long as the process",
     )
+    tokens = commands.add_parser(
+        "tokens",
+        help="manage API tokens in the catalog (embedded: --path; AWS: CHROMA_SERVERLESS_MODE=aws "
+        "with CHROMA_SERVERLESS_CATALOG_TABLE)",
+    )
+    tokens.add_argument("--path", type=Path, help="embedded data directory (default ./data)")
+    actions = tokens.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a token; the secret is printed once")
+    create.add_argument("--user", required=True, help="user id the token acts for")
+    create.add_argument("--tenant", default="*", help="tenant, or * for every tenant")
+    create.add_argument(
+        "--databases", default="*", help="comma-separated databases, or * for every database"
+    )
+    create.add_argument("--role", choices=ROLES, required=True)
+    actions.add_parser("list", help="list tokens (ids and scopes, never secrets)")
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
     if args.path is not None:
         settings = settings.replace(path=args.path)
+    if args.command == "tokens":
+        return manage_tokens(settings, args)
     if args.allow_reset:
         settings = settings.replace(allow_reset=True)
+    if args.auth:
+        settings = settings.replace(auth=True)
     if args.aws_local:
         settings = start_aws_local(settings)
     return serve(settings, args.host, args.port)
+
+
+def manage_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from chroma_serverless import auth
+    from chroma_serverless.app import build_catalog
+    from chroma_serverless.errors import ChromaError
+
+    catalog = build_catalog(settings)
+    try:
+        if args.action == "create":
+            databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+            principal = auth.new_principal(args.user, args.tenant, databases, args.role)
+            secret, token = auth.issue(catalog, principal)
+            print(f"token id {token.id} for {_describe(token.principal)}")
+            print("secret (shown once, store it now):")
+            print(secret)
+        elif args.action == "list":
+            for token in catalog.list_tokens():
+                print(f"{token.id}  {_describe(token.principal)}  created {token.created_at}")
+        else:
+            token = catalog.revoke_token(args.id)
+            print(f"revoked {token.id} ({_describe(token.principal)})")
+    except ChromaError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe(principal: Principal) -> str:
+    scope = f"tenant {principal.tenant} databases {','.join(principal.databases)}"
+    return f"user {principal.user_id} role {principal.role} {scope}"
 
 
 def start_aws_local(settings: Settings) -> Settings:
@@ -96,7 +158,8 @@ def serve(settings: Settings, host: str, port: int) -> int:
         storage = str(settings.path.resolve())
     print(
         f"chroma-serverless listening on http://{host}:{bound} "
-        f"(data: {storage}, auth: off, reset: {'on' if settings.allow_reset else 'off'})",
+        f"(data: {storage}, auth: {'on' if settings.auth else 'off'}, "
+        f"reset: {'on' if settings.allow_reset else 'off'})",
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
