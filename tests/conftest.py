@@ -157,7 +157,8 @@ def api(service: Service) -> Iterator[TestClient]:
 
 
 class Server:
-    def __init__(self, path: Path, *extra: str) -> None:
+    def __init__(self, path: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.data = path / "data"
         self.log = path / "server.log"
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(
@@ -175,10 +176,13 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=self._log_file,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
+        self.start_line = line
+        moto = re.search(r"on moto at (http://[\d.:]+)", line)
+        self.moto_endpoint = moto.group(1) if moto else None
         match = re.search(r"http://([\d.]+):(\d+)", line)
         assert match, f"server did not start: {line!r} {self.log.read_text()}"
         self.host, self.port = match.group(1), int(match.group(2))
@@ -232,6 +236,20 @@ def close_chroma_clients() -> None:
     for system in SharedSystemClient._identifier_to_system.values():
         system.instance(ChromaHttpApi)._session.close()
     SharedSystemClient.clear_system_cache()
+
+
+@pytest.fixture
+def close_sessions_on_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client whose construction fails is stopped but never closes its HTTP session."""
+    from chromadb.api.fastapi import FastAPI as ChromaHttpApi
+
+    original = ChromaHttpApi.stop
+
+    def stop(self: ChromaHttpApi) -> None:
+        self._session.close()
+        original(self)
+
+    monkeypatch.setattr(ChromaHttpApi, "stop", stop)
 
 
 @pytest.fixture

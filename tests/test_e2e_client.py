@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from chromadb.api.fastapi import FastAPI as ChromaHttpApi
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import (
     ChromaError,
@@ -74,18 +73,6 @@ def sent_bodies(client: ClientAPI, path_suffix: str) -> list[dict[str, Any]]:
 
 def as_f32(vectors: Any) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float32)
-
-
-@pytest.fixture
-def close_sessions_on_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A client whose construction fails is stopped but never closes its HTTP session."""
-    original = ChromaHttpApi.stop
-
-    def stop(self: ChromaHttpApi) -> None:
-        self._session.close()
-        original(self)
-
-    monkeypatch.setattr(ChromaHttpApi, "stop", stop)
 
 
 @pytest.fixture
