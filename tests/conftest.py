@@ -179,7 +179,10 @@ class Server:
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
+        line = ""
+        for line in self.process.stdout:  # the start-up line, after anything printed before it
+            if "listening on" in line:
+                break
         self.start_line = line
         moto = re.search(r"on moto at (http://[\d.:]+)", line)
         self.moto_endpoint = moto.group(1) if moto else None
