@@ -148,6 +148,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections queue from here on, so the start-up line is a promise
     bound = sock.getsockname()[1]
     if settings.mode == "aws":
         storage = (
