@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from chroma_serverless.app import create_app
 from chroma_serverless.service import Service
-from chroma_serverless.settings import LAMBDA_MAX_BODY_BYTES, Settings
+from chroma_serverless.settings import DEFAULT_MAX_BODY_BYTES, LAMBDA_MAX_BODY_BYTES, Settings
 
 
 def test_embedded_defaults() -> None:
@@ -17,7 +17,7 @@ def test_embedded_defaults() -> None:
     assert settings.mode == "embedded"
     assert settings.path == Path("data")
     assert settings.records_root == "data/records"
-    assert settings.max_body_bytes is None
+    assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES
     assert settings.batch_size == 5461
     assert settings.storage_options() == {}
 
@@ -52,14 +52,16 @@ def test_unknown_mode_is_refused() -> None:
 def test_batch_size_keeps_a_base64_batch_under_the_body_limit(
     dimension: int, expected: int
 ) -> None:
-    settings = Settings(max_body_bytes=LAMBDA_MAX_BODY_BYTES, embedding_dimension=dimension)
+    settings = Settings(
+        mode="aws", max_body_bytes=LAMBDA_MAX_BODY_BYTES, embedding_dimension=dimension
+    )
     assert settings.batch_size == expected
     base64_vector = 4 * -(-dimension * 4 // 3)
     assert settings.batch_size * base64_vector < LAMBDA_MAX_BODY_BYTES
 
 
 def test_bodies_over_the_limit_are_413_chroma_errors(service: Service, tmp_path: Path) -> None:
-    settings = Settings(path=tmp_path, max_body_bytes=10_000, embedding_dimension=8)
+    settings = Settings(mode="aws", path=tmp_path, max_body_bytes=10_000, embedding_dimension=8)
     app = create_app(Service(service.catalog, service.records, settings))
     db = "/api/v2/tenants/default_tenant/databases/default_database"
     with TestClient(app) as api:

@@ -124,8 +124,7 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["chroma-trace-id"],
         )
-    if service.settings.max_body_bytes is not None:
-        app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     return app
 
 
@@ -150,8 +149,8 @@ class BodyLimit:
             more = message.get("more_body", False)
         if size > self.limit:
             error = BatchSizeExceededError(
-                f"Request body exceeds {self.limit} bytes (the AWS Lambda payload limit); "
-                "send fewer records per request (see max_batch_size in /pre-flight-checks)"
+                f"Request body exceeds the server's limit of {self.limit} bytes; send fewer "
+                "records per request (see max_batch_size in /pre-flight-checks)"
             )
             await error_response(error)(scope, receive, send)
             return

@@ -134,7 +134,7 @@ def start_aws_local(settings: Settings) -> Settings:
         catalog_table=AWS_LOCAL_TABLE,
         records_uri=f"s3://{AWS_LOCAL_BUCKET}/records",
         aws_endpoint=endpoint,
-        max_body_bytes=settings.max_body_bytes or LAMBDA_MAX_BODY_BYTES,
+        max_body_bytes=min(settings.max_body_bytes, LAMBDA_MAX_BODY_BYTES),
     )
 
 

@@ -12,6 +12,7 @@ from chroma_serverless.types import SPACES
 if TYPE_CHECKING:
     from chroma_serverless.types import Collection, Metadata
 
+MAX_KEY = 256  # metadata keys become column names
 NAME_RULE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]\Z")
 
 HNSW_DEFAULTS: dict[str, Any] = {
@@ -57,9 +58,10 @@ def validate_metadata(metadata: object, what: str = "metadata", allow_none: bool
     if not isinstance(metadata, dict):
         raise InvalidArgumentError(f"Expected {what} to be a dict or None, got {metadata}")
     for key, value in metadata.items():
-        if not key or key.startswith("#") or key == "chroma:document":
+        if not key or key.startswith("#") or key == "chroma:document" or len(key) > MAX_KEY:
             raise InvalidArgumentError(
-                f"Expected {what} key to be a non-empty str not starting with '#', got {key!r}"
+                f"Expected {what} key to be a non-empty str of at most {MAX_KEY} characters not "
+                f"starting with '#', got {key[:MAX_KEY]!r}"
             )
         if value is None and allow_none:
             continue

@@ -218,9 +218,19 @@ class Service:
 
 
 def _name(name: str, what: str) -> str:
-    if not name or len(name) > 512 or any(not c.isprintable() for c in name) or "/" in name:
+    """Tenant and database names: never storage paths here (records live under collection
+    UUIDs), but they are kept to what is safe in any path, key or log line anyway."""
+    if (
+        not name
+        or len(name) > 256
+        or name in (".", "..")
+        or name != name.strip()
+        or any(c in name for c in "/\\#")
+        or not name.isprintable()
+    ):
         raise InvalidArgumentError(
-            f"Expected {what} name to be 1-512 printable characters without '/', got {name!r}"
+            f"Expected {what} name to be 1-256 printable characters without '/', '\\' or '#', "
+            f"not '.' or '..' and without surrounding spaces, got {name!r}"
         )
     return name
 

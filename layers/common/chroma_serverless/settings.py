@@ -16,6 +16,8 @@ DEFAULT_MAX_BATCH_SIZE = 5461  # what Chroma's own server advertises
 # AWS Lambda refuses synchronous invocations over 6 MB (the whole event, not just the body), so
 # bodies are capped below it with room for the event envelope and JSON escaping.
 LAMBDA_MAX_BODY_BYTES = 5_500_000
+# Elsewhere a full batch of 5461 float-list embeddings of 1536 dimensions (~100 MB) still fits.
+DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 # Budget per record when sizing batches in AWS mode: the embedding as base64 float32 plus this
 # much for the id, document, uri and metadata.
 RECORD_OVERHEAD_BYTES = 2048
@@ -36,7 +38,7 @@ class Settings:
     records_uri: str = ""
     aws_endpoint: str | None = None  # moto's server offline; unset on AWS
     aws_region: str = "us-east-1"
-    max_body_bytes: int | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     embedding_dimension: int = 384  # sizes max_batch_size in AWS mode
     auth: bool = False  # off in the embedded default, as in Chroma; on in the AWS stack
     admin_token: str | None = None  # bootstrap admin token (plaintext, from the environment)
@@ -54,7 +56,7 @@ class Settings:
     @property
     def batch_size(self) -> int:
         """``max_batch_size`` for pre-flight, capped so a batch fits ``max_body_bytes``."""
-        if self.max_body_bytes is None:
+        if self.mode != "aws":
             return self.max_batch_size
         per_record = 4 * ((self.embedding_dimension * 4 + 2) // 3) + RECORD_OVERHEAD_BYTES
         return max(1, min(self.max_batch_size, self.max_body_bytes // per_record))
@@ -82,7 +84,10 @@ class Settings:
         mode = get("MODE", "embedded")
         if mode not in ("embedded", "aws"):
             raise ValueError(f"{PREFIX}MODE must be 'embedded' or 'aws', got {mode!r}")
-        body_limit = get("MAX_BODY_BYTES", str(LAMBDA_MAX_BODY_BYTES) if mode == "aws" else "")
+        body_limit = get(
+            "MAX_BODY_BYTES",
+            str(LAMBDA_MAX_BODY_BYTES if mode == "aws" else DEFAULT_MAX_BODY_BYTES),
+        )
         return cls(
             mode=mode,  # type: ignore[arg-type]
             path=Path(get("PATH", "data")),
@@ -92,7 +97,7 @@ class Settings:
             records_uri=get("RECORDS_URI"),
             aws_endpoint=get("AWS_ENDPOINT") or None,
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            max_body_bytes=int(body_limit) if body_limit else None,
+            max_body_bytes=int(body_limit),
             embedding_dimension=int(get("EMBEDDING_DIMENSION", "384")),
             auth=_flag(get("AUTH", "false")),
             admin_token=get("ADMIN_TOKEN") or None,
