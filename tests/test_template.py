@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_PLANES = {"ControlFunction": "control", "DataFunction": "data"}
 CATCH_ALL = "/{proxy+}"
+ADMIN_TOKEN = "csk-template-test-admin"
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -126,8 +127,14 @@ def _import(name: str) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def handlers(moto: Moto, bucket: str) -> Iterator[dict[str, ModuleType]]:
-    """Both entry points in AWS mode (DynamoDB and S3 on moto), as the template configures them."""
+    """Both entry points in AWS mode (DynamoDB, S3 and Secrets Manager on moto) with auth on and
+    the admin token bootstrapped from a secret, as the template configures them."""
+    secret = moto.client("secretsmanager").create_secret(
+        Name=f"admin-{uuid.uuid4().hex[:8]}", SecretString=ADMIN_TOKEN
+    )
     with pytest.MonkeyPatch.context() as env:
+        env.setenv("CHROMA_SERVERLESS_AUTH", "true")
+        env.setenv("CHROMA_SERVERLESS_ADMIN_TOKEN_SECRET", secret["ARN"])
         env.setenv("CHROMA_SERVERLESS_MODE", "aws")
         env.setenv("CHROMA_SERVERLESS_CATALOG_TABLE", new_catalog_table(moto))
         env.setenv("CHROMA_SERVERLESS_RECORDS_URI", f"s3://{bucket}/{uuid.uuid4().hex}")
@@ -139,7 +146,8 @@ def handlers(moto: Moto, bucket: str) -> Iterator[dict[str, ModuleType]]:
 
 
 def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    response = handler(load_event("rest", method, path, body), FakeLambdaContext())
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    response = handler(load_event("rest", method, path, body, headers), FakeLambdaContext())
     assert response["headers"]["content-type"] == "application/json"
     payload = json.loads(response["body"])
     if response["statusCode"] >= 400:
@@ -206,3 +214,14 @@ def test_event_reaches_the_assigned_function(
     assert status == STATUS.get(name, 200), payload
     if status == 404:
         assert payload["message"].startswith("No route for")
+
+
+def test_the_stack_requires_a_token(handlers: dict[str, ModuleType]) -> None:
+    path = "/api/v2/tenants/default_tenant/databases/default_database/collections"
+    for function in ("ControlFunction",):
+        event = load_event("rest", "GET", path)
+        response = handlers[function].handler(event, FakeLambdaContext())
+        assert response["statusCode"] == 401
+        assert json.loads(response["body"])["error"] == "AuthorizationError"
+    heartbeat = load_event("rest", "GET", "/api/v2/heartbeat")
+    assert handlers["ControlFunction"].handler(heartbeat, FakeLambdaContext())["statusCode"] == 200
