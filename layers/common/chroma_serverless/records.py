@@ -18,11 +18,12 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from lancedb.index import Bitmap, BTree, IvfPq, LabelList
 
 from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import to_sql
-from chroma_serverless.types import Filter, GetResult, QueryResult
+from chroma_serverless.types import Filter, GetResult, IndexPolicy, QueryResult
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -75,6 +76,9 @@ class RecordStore(Protocol):
     def count(self, collection: Collection) -> int:
         """Number of records."""
 
+    def maintain(self, collection: Collection) -> dict[str, Any]:
+        """Build and refresh indexes, compact, clean old versions; returns what it did."""
+
     def drop(self, collection_id: str) -> None:
         """Remove every record of a collection; a no-op if it has none."""
 
@@ -85,7 +89,13 @@ class RecordStore(Protocol):
 class LanceRecordStore:
     """:class:`RecordStore` on LanceDB. ``uri`` is a directory path or ``s3://bucket/prefix``."""
 
-    def __init__(self, uri: str, storage_options: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        storage_options: Mapping[str, str] | None = None,
+        policy: IndexPolicy | None = None,
+    ) -> None:
+        self.policy = policy or IndexPolicy()
         # A zero interval makes every read check for a newer table version, so a write
         # acknowledged by any process is visible to the next read in any other.
         self._db = lancedb.connect(
@@ -94,6 +104,7 @@ class LanceRecordStore:
             read_consistency_interval=timedelta(0),
         )
         self._tables: dict[str, Any] = {}
+        self._index_cache: dict[int, tuple[int, list[Any]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes
@@ -222,18 +233,112 @@ class LanceRecordStore:
     def _nearest(
         self, table: Any, collection: Collection, vector: Vectors, request: QueryRequest
     ) -> list[dict[str, Any]]:
+        """Nearest records: through the ANN index when there is one (rows added since it was
+        built are scanned too, so every acknowledged write is found), exactly otherwise.
+
+        A filter is applied before the search (prefilter). One matching few rows is searched
+        exactly (its scalar index finds the rows; ANN partitions might hold too few of them),
+        and an ANN answer shorter than ``n_results`` is checked against the number of matching
+        rows, so a filtered query never returns fewer results than exist.
+        """
         predicate = to_sql(request.filter, table.schema.names)
-        columns = [*_columns(table, request.include), layout.DISTANCE]
+        indexed = self._has_vector_index(table)
+        exact = not indexed or (
+            predicate is not None and self._count(table, predicate) <= self.policy.exact_filter_rows
+        )
+        records = self._search(table, collection, vector, request, predicate, exact)
+        if not exact and predicate is not None and len(records) < request.n_results:
+            if self._count(table, predicate) > len(records):
+                records = self._search(table, collection, vector, request, predicate, True)
+        return records
+
+    def _search(
+        self,
+        table: Any,
+        collection: Collection,
+        vector: Vectors,
+        request: QueryRequest,
+        predicate: str | None,
+        exact: bool,
+    ) -> list[dict[str, Any]]:
         search = (
             table.search(vector, vector_column_name=layout.EMBEDDING)
             .distance_type(LANCE_DISTANCE[collection.space])
             .limit(request.n_results)
-            .select(columns)
+            .select([*_columns(table, request.include), layout.DISTANCE])
         )
+        if exact:
+            search = search.bypass_vector_index()
+        else:
+            search = search.nprobes(self._nprobes(collection)).refine_factor(
+                self.policy.refine_factor
+            )
         if predicate is not None:
             search = search.where(predicate, prefilter=True)
         with _engine_errors():
             return _records(search.to_arrow())
+
+    def _nprobes(self, collection: Collection) -> int:
+        """Chroma's ``ef_search`` (default 100) scales the partitions probed."""
+        hnsw = collection.configuration.get("hnsw") or {}
+        ef_search = hnsw.get("ef_search", 100) if isinstance(hnsw, dict) else 100
+        return max(1, round(self.policy.nprobes * float(ef_search) / 100))
+
+    def _count(self, table: Any, predicate: str) -> int:
+        with _engine_errors():
+            return int(table.count_rows(predicate))
+
+    def _has_vector_index(self, table: Any) -> bool:
+        return any(index.columns == [layout.EMBEDDING] for index in self._indices(table))
+
+    def _indices(self, table: Any) -> list[Any]:
+        """The table's indexes, remembered per table version (listing them reads storage)."""
+        version = table.version
+        with self._lock:
+            cached = self._index_cache.get(id(table))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        indices = list(table.list_indices())
+        with self._lock:
+            self._index_cache[id(table)] = (version, indices)
+        return indices
+
+    # ------------------------------------------------------------------ maintenance
+
+    def maintain(self, collection: Collection) -> dict[str, Any]:
+        """Index, compact and clean one collection; safe to run while others read and write.
+
+        Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows, a scalar
+        index on every metadata column (BTree; Bitmap for bools; LabelList for lists) and on
+        ``id``/``seq``; then ``optimize`` folds new rows into the indexes, compacts small
+        fragments and removes versions older than the retention window.
+        """
+        table = self._open(collection.id)
+        if table is None:
+            return {"rows": 0}
+        report: dict[str, Any] = {"rows": int(table.count_rows())}
+        indexed = {tuple(index.columns) for index in table.list_indices()}
+        if (layout.EMBEDDING,) not in indexed and report["rows"] >= self.policy.threshold:
+            dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
+            config = IvfPq(
+                distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
+                num_sub_vectors=max(1, dimension // self.policy.sub_vector_dims),
+            )
+            with _engine_errors():
+                table.create_index(layout.EMBEDDING, config=config)
+            report["vector_index"] = "built"
+        scalar = [n for n in table.schema.names if n not in (layout.EMBEDDING, layout.DOCUMENT)]
+        for name in scalar:
+            if (name,) not in indexed and name != layout.URI:
+                table.create_index(name, config=_scalar_index(table.schema.field(name).type))
+                report.setdefault("scalar_indexes", []).append(name)
+        stats = table.stats()
+        unindexed = sum(int(index.num_unindexed_rows or 0) for index in table.list_indices())
+        if unindexed or stats["fragment_stats"]["num_fragments"] > self.policy.fragment_target:
+            table.optimize(cleanup_older_than=timedelta(seconds=self.policy.retention_seconds))
+            report["optimized"] = True
+        report["fragments"] = table.stats()["fragment_stats"]["num_fragments"]
+        return report
 
     def _select(
         self,
@@ -349,6 +454,14 @@ def base_schema(dimension: int) -> pa.Schema:
             pa.field(layout.URI, pa.string(), nullable=True),
         ]
     )
+
+
+def _scalar_index(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_list(arrow_type):
+        return LabelList()
+    if pa.types.is_boolean(arrow_type):
+        return Bitmap()
+    return BTree()
 
 
 def metadata_field(key: str, kind: str) -> pa.Field:

@@ -50,6 +50,20 @@ class Token:
 
 
 @dataclass(frozen=True)
+class IndexPolicy:
+    """When a collection gets its ANN index and how queries use it (chosen by measurement:
+    bench/index_sweep.py; see the README)."""
+
+    threshold: int = 20_000  # rows before an IVF-PQ index is built; below, search is exact
+    sub_vector_dims: int = 8  # dimensions per PQ sub-vector (num_sub_vectors = dim / this)
+    nprobes: int = 20  # partitions probed at Chroma's default ef_search (100)
+    refine_factor: int = 10  # candidates re-ranked with full vectors: k * refine_factor
+    exact_filter_rows: int = 20_000  # filters matching at most this many rows search exactly
+    retention_seconds: int = 600  # old versions kept this long for readers still on them
+    fragment_target: int = 8  # compact when a table has more fragments than this
+
+
+@dataclass(frozen=True)
 class Tenant:
     name: str
 
