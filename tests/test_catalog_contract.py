@@ -257,3 +257,13 @@ def test_tokens_survive_a_reset(catalog: Catalog) -> None:
     catalog.create_token(token)
     catalog.reset()
     assert catalog.get_token(token.hash) == token
+
+
+def test_all_collections_spans_tenants_and_databases(catalog: Catalog) -> None:
+    catalog.create_tenant("acme")
+    catalog.create_database("acme", "main")
+    first, _ = catalog.create_collection(new_collection("one"), False)
+    second, _ = catalog.create_collection(
+        new_collection("two", tenant="acme", database="main"), False
+    )
+    assert {c.id for c in catalog.all_collections()} == {first.id, second.id}

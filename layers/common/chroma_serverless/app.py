@@ -86,8 +86,20 @@ def build_service(settings: Settings, planes: Collection[Plane] = PLANES) -> Ser
     if "data" in planes:
         from chroma_serverless.records import LanceRecordStore
 
-        records = LanceRecordStore(settings.records_root, settings.storage_options())
-    return Service(catalog, records, settings)
+        records = LanceRecordStore(
+            settings.records_root, settings.storage_options(), settings.index
+        )
+    service = Service(catalog, records, settings)
+    if records is not None and settings.maintenance == "background":
+        from chroma_serverless.maintenance import BackgroundMaintainer
+
+        service.maintainer = BackgroundMaintainer(service)
+    elif records is not None and settings.maintenance == "queue":
+        from chroma_serverless.maintenance import SqsMaintainer
+
+        assert settings.maintenance_queue_url, "maintenance=queue needs a queue URL"
+        service.maintainer = SqsMaintainer(settings, settings.maintenance_queue_url)
+    return service
 
 
 def build_catalog(settings: Settings) -> Catalog:

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     actions.add_parser("list", help="list tokens (ids and scopes, never secrets)")
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id")
+    maintain = commands.add_parser(
+        "maintain", help="build/refresh indexes, compact and clean old versions now"
+    )
+    maintain.add_argument("--path", type=Path, help="embedded data directory (default ./data)")
+    maintain.add_argument("--collection", help="one collection id (default: every collection)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -62,13 +67,30 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.replace(path=args.path)
     if args.command == "tokens":
         return manage_tokens(settings, args)
+    if args.command == "maintain":
+        return run_maintenance(settings, args.collection)
     if args.allow_reset:
         settings = settings.replace(allow_reset=True)
     if args.auth:
         settings = settings.replace(auth=True)
     if args.aws_local:
         settings = start_aws_local(settings)
+    if settings.maintenance == "off" and "CHROMA_SERVERLESS_MAINTENANCE" not in os.environ:
+        settings = settings.replace(maintenance="background")  # the server's own worker
     return serve(settings, args.host, args.port)
+
+
+def run_maintenance(settings: Settings, collection_id: str | None) -> int:
+    import json
+
+    from chroma_serverless.app import build_service
+    from chroma_serverless.maintenance import maintain, maintain_all
+
+    service = build_service(settings.replace(maintenance="off"))
+    reports = [maintain(service, collection_id)] if collection_id else maintain_all(service)
+    for report in reports:
+        print(json.dumps(report))
+    return 0
 
 
 def manage_tokens(settings: Settings, args: argparse.Namespace) -> int:

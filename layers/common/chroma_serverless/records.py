@@ -9,10 +9,12 @@ from several processes commit one row (shared/docs/lancedb-facts.md §1).
 from __future__ import annotations
 
 import contextlib
+import functools
+import random
 import threading
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import lancedb
 import numpy as np
@@ -26,7 +28,7 @@ from chroma_serverless.filters import to_sql
 from chroma_serverless.types import Filter, GetResult, IndexPolicy, QueryResult
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from chroma_serverless.types import (
         Collection,
@@ -50,6 +52,27 @@ SCALAR_TYPES: dict[str, pa.DataType] = {
 }
 KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()}}
 SCHEMA_RETRIES = 10
+WRITE_RETRIES = 5
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _retry_on_conflict(write: Callable[P, R]) -> Callable[P, R]:
+    """Re-run a whole write (re-reading what it merges) when a concurrent commit it cannot be
+    rebased on (e.g. a compaction rewriting the same fragments) wins. Writes are idempotent."""
+
+    @functools.wraps(write)
+    def retrying(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(WRITE_RETRIES):
+            try:
+                return write(*args, **kwargs)
+            except (RuntimeError, OSError, ValueError) as exc:
+                if "conflict" not in str(exc).lower() or attempt == WRITE_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    return retrying
 
 
 class RecordStore(Protocol):
@@ -109,6 +132,7 @@ class LanceRecordStore:
 
     # ------------------------------------------------------------------ writes
 
+    @_retry_on_conflict
     def add(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._writable(collection)
         first = time.time_ns()
@@ -117,6 +141,7 @@ class LanceRecordStore:
         with _engine_errors():
             table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
 
+    @_retry_on_conflict
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._writable(collection)
         existing = self._rows_by_id(table, batch.ids)
@@ -136,6 +161,7 @@ class LanceRecordStore:
                 .execute(data)
             )
 
+    @_retry_on_conflict
     def update(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._open(collection.id)
         if table is None:
@@ -152,6 +178,7 @@ class LanceRecordStore:
         with _engine_errors():
             table.merge_insert(layout.ID).when_matched_update_all().execute(data)
 
+    @_retry_on_conflict
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
         table = self._open(collection.id)
         if table is None or request.limit == 0:

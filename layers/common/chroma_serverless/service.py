@@ -18,10 +18,12 @@ from chroma_serverless.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
+from chroma_serverless.maintenance import NoMaintenance
 from chroma_serverless.types import ANY, Collection, QueryResult
 
 if TYPE_CHECKING:
     from chroma_serverless.catalog import Catalog
+    from chroma_serverless.maintenance import Maintainer
     from chroma_serverless.records import RecordStore
     from chroma_serverless.settings import Settings
     from chroma_serverless.types import (
@@ -37,10 +39,17 @@ if TYPE_CHECKING:
 
 
 class Service:
-    def __init__(self, catalog: Catalog, records: RecordStore | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        records: RecordStore | None,
+        settings: Settings,
+        maintainer: Maintainer | None = None,
+    ) -> None:
         self.catalog = catalog
         self._records = records
         self.settings = settings
+        self.maintainer: Maintainer = maintainer or NoMaintenance()
 
     @property
     def records(self) -> RecordStore:
@@ -164,15 +173,18 @@ class Service:
     def add(self, collection: Collection, batch: RecordBatch) -> None:
         self._require_embeddings(batch)
         self.records.add(self._fix_dimension(collection, batch), batch)
+        self.maintainer.touch(collection.id)
 
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
         self._require_embeddings(batch)
         self.records.upsert(self._fix_dimension(collection, batch), batch)
+        self.maintainer.touch(collection.id)
 
     def update(self, collection: Collection, batch: RecordBatch) -> None:
         if batch.embeddings is not None:
             self._check_dimension(collection, batch.embeddings.shape[1])
         self.records.update(collection, batch)
+        self.maintainer.touch(collection.id)
 
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
         return self.records.get(collection, request)
@@ -186,7 +198,10 @@ class Service:
         return self.records.query(collection, request)
 
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
-        return self.records.delete(collection, request)
+        deleted = self.records.delete(collection, request)
+        if deleted:
+            self.maintainer.touch(collection.id)
+        return deleted
 
     def count(self, collection: Collection) -> int:
         return self.records.count(collection)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from chroma_serverless.types import IndexPolicy
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -44,6 +46,9 @@ class Settings:
     admin_token: str | None = None  # bootstrap admin token (plaintext, from the environment)
     admin_token_secret: str | None = None  # ... or the Secrets Manager secret holding it
     cors_origins: tuple[str, ...] = ()
+    maintenance: Literal["off", "background", "queue"] = "off"
+    maintenance_queue_url: str | None = None
+    index: IndexPolicy = IndexPolicy()
 
     @property
     def catalog_path(self) -> Path:
@@ -84,6 +89,10 @@ class Settings:
         mode = get("MODE", "embedded")
         if mode not in ("embedded", "aws"):
             raise ValueError(f"{PREFIX}MODE must be 'embedded' or 'aws', got {mode!r}")
+        queue_url = get("MAINTENANCE_QUEUE_URL")
+        maintenance = get("MAINTENANCE", "queue" if queue_url else "off")
+        if maintenance not in ("off", "background", "queue"):
+            raise ValueError(f"{PREFIX}MAINTENANCE must be off, background or queue")
         body_limit = get(
             "MAX_BODY_BYTES",
             str(LAMBDA_MAX_BODY_BYTES if mode == "aws" else DEFAULT_MAX_BODY_BYTES),
@@ -103,6 +112,14 @@ class Settings:
             admin_token=get("ADMIN_TOKEN") or None,
             admin_token_secret=get("ADMIN_TOKEN_SECRET") or None,
             cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS").split(",") if o.strip()),
+            maintenance=maintenance,  # type: ignore[arg-type]
+            maintenance_queue_url=queue_url or None,
+            index=IndexPolicy(
+                **{
+                    f.name: int(get("INDEX_" + f.name.upper(), str(f.default)))
+                    for f in dataclasses.fields(IndexPolicy)
+                }
+            ),
         )
 
 

@@ -58,6 +58,9 @@ class Catalog(Protocol):
     def count_collections(self, tenant: str, database: str) -> int:
         """0 for a missing database."""
 
+    def all_collections(self) -> list[Collection]:
+        """Every collection of every tenant (for maintenance sweeps)."""
+
     def update_collection(
         self,
         collection_id: str,

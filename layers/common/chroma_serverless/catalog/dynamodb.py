@@ -283,6 +283,10 @@ class DynamoDbCatalog:
             return 0
         return len(self._query(f"DATABASE#{database_id}", "COLLECTION#", keys_only=True))
 
+    def all_collections(self) -> list[Collection]:
+        items = [i for i in self._scan("COLLECTION#") if i["sk"]["S"] == "COLLECTION"]
+        return sorted((_collection(i) for i in items), key=lambda c: c.id)
+
     def update_collection(
         self,
         collection_id: str,

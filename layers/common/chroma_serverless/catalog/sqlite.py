@@ -210,6 +210,11 @@ class SqliteCatalog:
             ).fetchone()
         return int(row[0])
 
+    def all_collections(self) -> list[Collection]:
+        with self._transaction() as db:
+            rows = db.execute(_COLLECTION_SELECT + "ORDER BY c.id").fetchall()
+        return [_collection(row) for row in rows]
+
     def update_collection(
         self,
         collection_id: str,

@@ -1,0 +1,30 @@
+"""Maintenance Lambda (the data plane's image): indexes, compaction and old-version cleanup.
+
+Triggered by the maintenance queue (collection ids the data function sent after writes,
+deduplicated per collection by the FIFO queue) and by a schedule that sweeps every collection.
+Failed queue records are reported back so only they are retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chroma_serverless.app import build_service
+from chroma_serverless.maintenance import maintain, maintain_all
+from chroma_serverless.settings import Settings
+
+settings = Settings.from_env()
+service = build_service(settings.replace(maintenance="off"))
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    records = event.get("Records")
+    if records is None:  # the schedule
+        return {"maintained": len(maintain_all(service))}
+    failures = []
+    for record in records:
+        try:
+            maintain(service, record["body"])
+        except Exception:
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
