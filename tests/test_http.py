@@ -406,3 +406,14 @@ def test_unparseable_json_and_wrong_shapes(api: TestClient) -> None:
 def test_unsupported_operations_are_501(api: TestClient, op: str) -> None:
     collection = create(api)
     assert_error(records(api, collection, op), 501, "ChromaError")
+
+
+def test_search_knobs_map_to_the_index(api: TestClient) -> None:
+    spann = create(api, "spann", configuration={"spann": {"space": "cosine", "search_nprobe": 64}})
+    assert spann["configuration_json"]["hnsw"]["ef_search"] == 320
+    hnsw = create(api, "hnsw", configuration={"hnsw": {"ef_search": 50}})
+    path = f"{DB}/collections/{hnsw['id']}"
+    api.put(path, json={"new_configuration": {"hnsw": {"ef_search": 400}}})
+    assert (
+        api.get(f"{DB}/collections/hnsw").json()["configuration_json"]["hnsw"]["ef_search"] == 400
+    )

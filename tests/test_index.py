@@ -159,3 +159,10 @@ def test_compaction_keeps_every_row_and_id(store: LanceRecordStore) -> None:
     assert after.ids == before.ids  # same rows, same insertion order
     assert after.metadatas == before.metadatas
     assert len(after.ids) == ROWS - 1 and "r3" not in after.ids
+
+
+def test_ef_search_scales_the_partitions_probed(tmp_path: Path) -> None:
+    store = LanceRecordStore(str(tmp_path), policy=POLICY)
+    wide = Collection("x", "c", "t", "d", None, {"hnsw": {"space": "l2", "ef_search": 400}})
+    assert store._nprobes(collection()) == POLICY.nprobes
+    assert store._nprobes(wide) == 4 * POLICY.nprobes

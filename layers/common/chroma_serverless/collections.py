@@ -39,6 +39,18 @@ SPANN_TO_HNSW = {
     "max_neighbors": "max_neighbors",
 }
 UPDATABLE_HNSW = ("ef_search", "resize_factor", "sync_threshold")
+# The IVF index's search knob is the number of partitions probed. Chroma's ``ef_search`` scales
+# it (default 100 = the policy's nprobes), and SPANN's ``search_nprobe`` is the same idea, kept
+# as ``ef_search = search_nprobe * EF_PER_NPROBE`` (at default settings: nprobes = search_nprobe).
+EF_PER_NPROBE = 5
+
+
+def _spann_as_hnsw(spann: dict[str, Any]) -> dict[str, Any]:
+    hnsw = {SPANN_TO_HNSW[k]: v for k, v in spann.items() if k in SPANN_TO_HNSW}
+    nprobe = spann.get("search_nprobe")
+    if isinstance(nprobe, int) and not isinstance(nprobe, bool) and nprobe > 0:
+        hnsw["ef_search"] = nprobe * EF_PER_NPROBE
+    return hnsw
 
 
 def validate_name(name: object) -> str:
@@ -97,7 +109,7 @@ def new_configuration(
         if metadata and legacy in metadata:
             hnsw[key] = metadata[legacy]
     spann = _dict_or_none(configuration.get("spann"), "configuration.spann") or {}
-    hnsw.update({SPANN_TO_HNSW[k]: v for k, v in spann.items() if k in SPANN_TO_HNSW})
+    hnsw.update(_spann_as_hnsw(spann))
     sent = _dict_or_none(configuration.get("hnsw"), "configuration.hnsw") or {}
     hnsw.update({k: v for k, v in sent.items() if k in HNSW_DEFAULTS})
     if hnsw["space"] not in SPACES:
@@ -125,6 +137,8 @@ def updated_configuration(
     hnsw = dict(current.get("hnsw") or HNSW_DEFAULTS)
     for index in ("hnsw", "spann"):
         changes = _dict_or_none(update.get(index), f"new_configuration.{index}") or {}
+        if index == "spann":
+            changes = _spann_as_hnsw(changes)
         if "space" in changes and changes["space"] != hnsw.get("space"):
             raise InvalidArgumentError(
                 "Changing the distance space of a collection is not supported"
