@@ -166,3 +166,12 @@ def test_ef_search_scales_the_partitions_probed(tmp_path: Path) -> None:
     wide = Collection("x", "c", "t", "d", None, {"hnsw": {"space": "l2", "ef_search": 400}})
     assert store._nprobes(collection()) == POLICY.nprobes
     assert store._nprobes(wide) == 4 * POLICY.nprobes
+
+
+def test_indexing_status_counts_rows_waiting_for_the_index(store: LanceRecordStore) -> None:
+    c, _ = filled(store)
+    assert store.index_status(c) == (0, ROWS)  # past the threshold, no index yet
+    store.maintain(c)
+    assert store.index_status(c) == (ROWS, 0)
+    store.add(c, RecordBatch(ids=["late"], embeddings=clustered(1, 7)))
+    assert store.index_status(c) == (ROWS, 1)

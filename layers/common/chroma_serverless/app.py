@@ -455,13 +455,15 @@ def lifecycle_router(service: Service, route_class: type[APIRoute]) -> APIRouter
 
     @router.get(COLLECTION + "/indexing_status")
     def indexing_status(tenant: str, database: str, collection_id: str) -> JSON:
-        count = service.count(service.collection(tenant, database, collection_id))
+        collection = service.collection(tenant, database, collection_id)
+        indexed, unindexed = service.records.index_status(collection)
+        total = indexed + unindexed
         return JSON(
             {
-                "num_indexed_ops": count,
-                "num_unindexed_ops": 0,
-                "total_ops": count,
-                "op_indexing_progress": 1.0,
+                "num_indexed_ops": indexed,
+                "num_unindexed_ops": unindexed,
+                "total_ops": total,
+                "op_indexing_progress": indexed / total if total else 1.0,
             }
         )
 

@@ -102,6 +102,10 @@ class RecordStore(Protocol):
     def maintain(self, collection: Collection) -> dict[str, Any]:
         """Build and refresh indexes, compact, clean old versions; returns what it did."""
 
+    def index_status(self, collection: Collection) -> tuple[int, int]:
+        """(rows in the vector index, rows searched by scan); all rows count as indexed while
+        the collection is below the index threshold, since exact search is then the plan."""
+
     def drop(self, collection_id: str) -> None:
         """Remove every record of a collection; a no-op if it has none."""
 
@@ -331,6 +335,19 @@ class LanceRecordStore:
         return indices
 
     # ------------------------------------------------------------------ maintenance
+
+    def index_status(self, collection: Collection) -> tuple[int, int]:
+        table = self._open(collection.id)
+        if table is None:
+            return 0, 0
+        rows = int(table.count_rows())
+        for index in self._indices(table):
+            if index.columns == [layout.EMBEDDING]:
+                unindexed = int(index.num_unindexed_rows or 0)
+                return rows - unindexed, unindexed
+        if rows < self.policy.threshold:
+            return rows, 0
+        return 0, rows
 
     def maintain(self, collection: Collection) -> dict[str, Any]:
         """Index, compact and clean one collection; safe to run while others read and write.
