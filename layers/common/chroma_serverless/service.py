@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         QueryRequest,
         RecordBatch,
         Tenant,
+        Vectors,
     )
 
 
@@ -171,16 +172,18 @@ class Service:
     # ------------------------------------------------------------------ records
 
     def add(self, collection: Collection, batch: RecordBatch) -> None:
-        self._require_embeddings(batch)
+        batch = self._embedded(collection, batch)
         self.records.add(self._fix_dimension(collection, batch), batch)
         self.maintainer.touch(collection.id)
 
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
-        self._require_embeddings(batch)
+        batch = self._embedded(collection, batch)
         self.records.upsert(self._fix_dimension(collection, batch), batch)
         self.maintainer.touch(collection.id)
 
     def update(self, collection: Collection, batch: RecordBatch) -> None:
+        if batch.embeddings is None and batch.documents is not None:
+            batch = self._embedded(collection, batch)
         if batch.embeddings is not None:
             self._check_dimension(collection, batch.embeddings.shape[1])
         self.records.update(collection, batch)
@@ -190,6 +193,10 @@ class Service:
         return self.records.get(collection, request)
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
+        if request.texts is not None:
+            embeddings = self._embed(collection, request.texts) if request.texts else None
+            if embeddings is not None:
+                request = dataclasses.replace(request, embeddings=embeddings)
         if len(request.embeddings) == 0:
             return QueryResult(ids=[])
         if collection.dimension is None:
@@ -206,12 +213,37 @@ class Service:
     def count(self, collection: Collection) -> int:
         return self.records.count(collection)
 
-    @staticmethod
-    def _require_embeddings(batch: RecordBatch) -> None:
-        if batch.embeddings is None:
+    def _embedded(self, collection: Collection, batch: RecordBatch) -> RecordBatch:
+        """The batch with vectors: as sent, or embedded from its documents on the server."""
+        if batch.embeddings is not None:
+            return batch
+        if batch.documents is None or any(d is None for d in batch.documents):
             raise InvalidArgumentError(
-                "Expected embeddings: this server does not compute embeddings from documents"
+                "Expected embeddings, or documents for every record to embed on the server"
             )
+        texts = [d for d in batch.documents if d is not None]
+        return dataclasses.replace(batch, embeddings=self._embed(collection, texts))
+
+    @staticmethod
+    def _embed(collection: Collection, texts: list[str]) -> Vectors:
+        from chroma_serverless import embedding
+
+        config = collection.configuration.get("embedding_function")
+        try:
+            function = embedding.resolve(config)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"{exc}. This collection's embedding function runs in the client: send "
+                "embeddings (or query_embeddings)"
+            ) from exc
+        if function is None:
+            raise InvalidArgumentError(
+                "This collection has no server-side embedding function: send embeddings"
+            )
+        try:
+            return function(texts)
+        except embedding.ModelUnavailableError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
 
     def _fix_dimension(self, collection: Collection, batch: RecordBatch) -> Collection:
         """The first write fixes the collection's dimension; later ones must match it."""

@@ -131,6 +131,7 @@ class QueryRequest:
     n_results: int = 10
     filter: Filter = field(default_factory=Filter)
     include: tuple[Include, ...] = ("documents", "metadatas", "distances")
+    texts: list[str] | None = None  # to embed on the server, instead of ``embeddings``
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class UpdateCollection(Body):
 
 class Records(Body):
     ids: list[str]
-    embeddings: list[Embedding] | None = None
+    embeddings: list[Embedding | None] | None = None
     metadatas: list[dict[str, Any] | None] | None = None
     documents: list[str | None] | None = None
     uris: list[str | None] | None = None
@@ -85,7 +85,7 @@ class Records(Body):
             metadatas = [validate_metadata(m, allow_none=merge_metadata) for m in self.metadatas]
         return RecordBatch(
             ids=self.ids,
-            embeddings=None if self.embeddings is None else vectors(self.embeddings),
+            embeddings=_batch_vectors(self.embeddings),
             metadatas=metadatas,
             documents=self.documents,
             uris=self.uris,
@@ -123,7 +123,8 @@ class GetRecords(FilterBody):
 
 
 class QueryRecords(FilterBody):
-    query_embeddings: list[Embedding]
+    query_embeddings: list[Embedding] | None = None
+    query_texts: list[str] | None = None
     n_results: int = 10
     include: list[Include] = ["documents", "metadatas", "distances"]
 
@@ -132,8 +133,12 @@ class QueryRecords(FilterBody):
             raise InvalidArgumentError(
                 f"Expected n_results to be a positive int, got {self.n_results}"
             )
+        if (self.query_embeddings is None) == (self.query_texts is None):
+            raise InvalidArgumentError("Expected exactly one of query_embeddings or query_texts")
         embeddings = vectors(self.query_embeddings) if self.query_embeddings else _no_vectors()
-        return QueryRequest(embeddings, self.n_results, self.filter(), tuple(self.include))
+        return QueryRequest(
+            embeddings, self.n_results, self.filter(), tuple(self.include), self.query_texts
+        )
 
 
 class DeleteRecords(FilterBody):
@@ -156,6 +161,18 @@ def check_unique(ids: list[str]) -> None:
         raise DuplicateIDError(
             f"Expected IDs to be unique, found duplicates of: {', '.join(duplicates[:10])}"
         )
+
+
+def _batch_vectors(embeddings: list[Embedding | None] | None) -> Vectors | None:
+    """Every row's vector, or ``None`` when no row has one (the server embeds the documents)."""
+    if embeddings is None or all(e is None for e in embeddings):
+        return None
+    if any(e is None for e in embeddings):
+        raise InvalidArgumentError(
+            "Mixed batches are not supported: send an embedding for every record or for none "
+            "(then the server embeds the documents)"
+        )
+    return vectors([e for e in embeddings if e is not None])
 
 
 def vectors(embeddings: list[Embedding]) -> Vectors:
