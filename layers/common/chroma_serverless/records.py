@@ -123,13 +123,11 @@ class LanceRecordStore:
         policy: IndexPolicy | None = None,
     ) -> None:
         self.policy = policy or IndexPolicy()
-        # A zero interval makes every read check for a newer table version, so a write
-        # acknowledged by any process is visible to the next read in any other.
-        self._db = lancedb.connect(
-            uri,
-            storage_options=dict(storage_options or {}),
-            read_consistency_interval=timedelta(0),
-        )
+        # Tables never re-check their version on their own (each check is a LIST on S3, and
+        # one search would make five); instead every operation starts with one explicit check
+        # (``_open``), so a write acknowledged by any process is visible to the next operation
+        # in any other, and a warm handle keeps its cached index and metadata.
+        self._db = lancedb.connect(uri, storage_options=dict(storage_options or {}))
         self._tables: dict[str, Any] = {}
         self._index_cache: dict[int, tuple[int, list[Any]]] = {}
         self._lock = threading.Lock()
@@ -408,10 +406,16 @@ class LanceRecordStore:
     # ------------------------------------------------------------------ tables
 
     def _open(self, collection_id: str) -> Any | None:
+        """The collection's table at its latest version, or ``None`` if it has no records."""
         with self._lock:
             table = self._tables.get(collection_id)
         if table is not None:
-            return table
+            try:
+                table.checkout_latest()  # the one version check of this operation
+                return table
+            except Exception:  # dropped by another process: forget the handle
+                with self._lock:
+                    self._tables.pop(collection_id, None)
         try:
             table = self._db.open_table(collection_id)
         except ValueError:  # "Table ... was not found": no record was ever written
