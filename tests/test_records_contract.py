@@ -275,3 +275,14 @@ def test_updates_keep_insertion_order(record_store: LanceRecordStore) -> None:
     deleted = record_store.delete(c, DeleteRequest(Filter(where={"k": {"$ne": 5}}), limit=2))
     assert deleted == 2
     assert record_store.get(c, GetRequest()).ids == ["c", "d"]
+
+
+def test_extreme_ints_filter_exactly(record_store: LanceRecordStore) -> None:
+    c = collection()
+    extremes = [-(2**63), 2**63 - 1, 0]
+    record_store.add(c, batch(["min", "max", "zero"], metadatas=[{"n": v} for v in extremes]))
+    for value, expected in zip(extremes, ["min", "max", "zero"], strict=True):
+        got = record_store.get(c, GetRequest(Filter(where={"n": value}), include=()))
+        assert got.ids == [expected]
+    below = record_store.get(c, GetRequest(Filter(where={"n": {"$lt": -1.5}}), include=()))
+    assert below.ids == ["min"]

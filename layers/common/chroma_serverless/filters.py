@@ -171,7 +171,9 @@ def sql_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
-        return str(value)
+        # The SQL parser reads -9223372036854775808 as -(9223372036854775808), which overflows
+        # int64 and turns into a float; spell the minimum as an expression instead.
+        return f"({INT64_MIN + 1} - 1)" if value == INT64_MIN else str(value)
     if isinstance(value, float):
         return repr(value)
     return sql_string(value)
