@@ -299,7 +299,7 @@ class LanceRecordStore:
         if exact:
             search = search.bypass_vector_index()
         else:
-            search = search.nprobes(self._nprobes(collection)).refine_factor(
+            search = search.nprobes(self._nprobes(collection, table)).refine_factor(
                 self.policy.refine_factor
             )
         if predicate is not None:
@@ -307,11 +307,21 @@ class LanceRecordStore:
         with _engine_errors():
             return _records(search.to_arrow())
 
-    def _nprobes(self, collection: Collection) -> int:
-        """Chroma's ``ef_search`` (default 100) scales the partitions probed."""
+    def _nprobes(self, collection: Collection, table: Any = None) -> int:
+        """Partitions to probe: at least ``policy.nprobes`` and ``policy.probe_percent`` of the
+        index's partitions, scaled by Chroma's ``ef_search`` (default 100)."""
         hnsw = collection.configuration.get("hnsw") or {}
         ef_search = hnsw.get("ef_search", 100) if isinstance(hnsw, dict) else 100
-        return max(1, round(self.policy.nprobes * float(ef_search) / 100))
+        base = self.policy.nprobes
+        if table is not None:
+            indexed = sum(
+                int(index.num_indexed_rows or 0)
+                for index in self._indices(table)
+                if index.columns == [layout.EMBEDDING]
+            )
+            partitions = max(1, indexed // self.policy.rows_per_partition)
+            base = max(base, -(-partitions * self.policy.probe_percent // 100))
+        return max(1, round(base * float(ef_search) / 100))
 
     def _count(self, table: Any, predicate: str) -> int:
         with _engine_errors():
@@ -364,7 +374,10 @@ class LanceRecordStore:
             dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
             config = IvfPq(
                 distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
+                num_partitions=max(1, report["rows"] // self.policy.rows_per_partition),
                 num_sub_vectors=max(1, dimension // self.policy.sub_vector_dims),
+                sample_rate=self.policy.sample_rate,
+                max_iterations=self.policy.max_iterations,
             )
             with _engine_errors():
                 table.create_index(layout.EMBEDDING, config=config)
