@@ -235,7 +235,9 @@ class _Translator:
         column = identifier(layout.DOCUMENT)
         if operator == "$contains":
             return f"strpos({column}, {sql_string(operand)}) > 0"
-        return f"regexp_like({column}, {sql_string(operand)})"
+        # Not regexp_like: for a pattern that is plain text the engine rewrites regexp_like
+        # into LIKE without escaping backslashes, so a backslash would match the wrong text.
+        return f"regexp_count({column}, {sql_string(operand)}) > 0"
 
     def field(self, key: str, operator: str, operand: Any) -> str:
         if operator in NEGATIONS:
@@ -281,7 +283,7 @@ class _Translator:
             return f"{column} IS NOT NULL" if sign in ("<", "<=") else "FALSE"
         if bound < INT64_MIN:
             return "FALSE" if sign in ("<", "<=") else f"{column} IS NOT NULL"
-        return f"{column} {sign} {bound}"
+        return f"{column} {sign} {sql_literal(bound)}"
 
 
 def _is_int64(value: int | float) -> bool:

@@ -52,6 +52,7 @@ SCALAR_TYPES: dict[str, pa.DataType] = {
 }
 KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()}}
 SCHEMA_RETRIES = 10
+REGEX_ERRORS = ("regex parse error", "Regular expression did not compile")
 WRITE_RETRIES = 5
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -531,12 +532,18 @@ def metadata_field(key: str, kind: str) -> pa.Field:
 
 @contextlib.contextmanager
 def _engine_errors() -> Iterator[None]:
-    """LanceDB reports a bad regex as a ValueError; everything else stays an internal error."""
+    """A bad regex is the caller's error (LanceDB reports it while planning or while running);
+    everything else stays an internal error."""
     try:
         yield
-    except ValueError as exc:
-        if "regex" in str(exc).lower():
-            raise InvalidArgumentError(f"Invalid regex in where document: {exc}") from exc
+    except (ValueError, RuntimeError) as exc:
+        message = str(exc)
+        for marker in REGEX_ERRORS:
+            if marker in message:
+                detail = message[message.index(marker) :].splitlines()
+                raise InvalidArgumentError(
+                    f"Invalid regex in where document: {' '.join(detail[:4])}"
+                ) from exc
         raise
 
 
