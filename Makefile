@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-SOURCES := layers functions tests infra
+SOURCES := layers functions tests infra bench
 
 # AWS SAM CLI lives in its own venv on Python 3.12 (the Lambda runtime), found under pyenv.
 PYTHON312 ?= $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12))
