@@ -30,6 +30,7 @@ ROWS, DIM = 3000, 16
 POLICY = IndexPolicy(
     threshold=2000,
     sub_vector_dims=4,
+    num_bits=8,
     nprobes=8,
     refine_factor=10,
     exact_filter_rows=100,

@@ -377,6 +377,7 @@ class LanceRecordStore:
                 distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
                 num_partitions=max(1, report["rows"] // self.policy.rows_per_partition),
                 num_sub_vectors=max(1, dimension // self.policy.sub_vector_dims),
+                num_bits=self.policy.num_bits,
                 sample_rate=self.policy.sample_rate,
                 max_iterations=self.policy.max_iterations,
             )

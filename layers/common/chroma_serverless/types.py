@@ -55,13 +55,14 @@ class IndexPolicy:
     bench/index_sweep.py; see the README)."""
 
     threshold: int = 20_000  # rows before an IVF-PQ index is built; below, search is exact
-    sub_vector_dims: int = 8  # dimensions per PQ sub-vector (num_sub_vectors = dim / this)
+    sub_vector_dims: int = 1  # dimensions per PQ sub-vector (num_sub_vectors = dim / this)
+    num_bits: int = 4  # bits per PQ code: 4-bit codes build 10-30x faster at equal recall
     rows_per_partition: int = 4096  # IVF partitions = rows / this
     sample_rate: int = 64  # k-means training samples per centroid (IVF and PQ)
     max_iterations: int = 20  # k-means iterations
     nprobes: int = 20  # partitions probed at least, at Chroma's default ef_search (100)
     probe_percent: int = 25  # ... and at least this share of the partitions
-    refine_factor: int = 10  # candidates re-ranked with full vectors: k * refine_factor
+    refine_factor: int = 5  # candidates re-ranked with full vectors: k * refine_factor
     exact_filter_rows: int = 2_000  # filters matching at most this many rows search exactly
     retention_seconds: int = 600  # old versions kept this long for readers still on them
     fragment_target: int = 8  # compact when a table has more fragments than this
