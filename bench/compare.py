@@ -3,7 +3,7 @@
     python bench/compare.py [--rows 100000] [--queries 200] [--datasets clustered,lowrank] \\
         [--threads 4] [--duration 30] [--out bench/results/compare.json]
 
-For every dataset (``bench/datasets.py``: 384-d, unit norm, cosine) and each server in turn
+For every dataset (``bench/synthetic.py``: 384-d, unit norm, cosine) and each server in turn
 (ours: ``chroma-serverless run``, embedded default; Chroma's: ``chroma run``), on a fresh temp data
 dir and a free port, through ``chromadb.HttpClient`` only:
 
@@ -103,7 +103,7 @@ METRICS: list[tuple[str, str, str, bool]] = [
 
 
 def _load_datasets_module() -> ModuleType:
-    """``bench/datasets.py`` under a private name (``datasets`` may be another package)."""
+    """``bench/synthetic.py`` under a private name (``datasets`` may be another package)."""
     spec = importlib.util.spec_from_file_location("bench_datasets", BENCH / "datasets.py")
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {BENCH / 'datasets.py'}")

@@ -7,7 +7,7 @@
     python bench/index_sweep.py --report 0.95   # summarise the JSON, run nothing
 
 Writes a local LanceDB table (``id`` string, ``embedding`` fixed_size_list<float32>[384]) of a
-synthetic dataset from ``bench/datasets.py`` in a temp dir, then for every build configuration
+synthetic dataset from ``bench/synthetic.py`` in a temp dir, then for every build configuration
 creates the index (replacing the previous one) and for every query configuration measures
 recall@10 against exact cosine search (mean over held-out queries) and single-query latency
 (median and p99 of a second, warm pass; local disk). ``--partitions 0`` means lance's default
@@ -41,14 +41,14 @@ import pyarrow as pa
 from lancedb.index import IvfPq, IvfSq
 
 sys.path.insert(0, str(Path(__file__).parent))
-from datasets import DIM, NAMES, ground_truth, iter_blocks, recall_at_k  # noqa: E402
+from synthetic import DIM, NAMES, ground_truth, iter_blocks, recall_at_k  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import numpy as np
-    from datasets import DatasetName
     from lancedb.table import Table
+    from synthetic import DatasetName
 
 RESULTS = Path(__file__).parent / "results" / "index_sweep.json"
 K = 10

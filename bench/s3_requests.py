@@ -4,7 +4,7 @@
 
 Runs moto's server in this process behind a WSGI middleware that counts every request (method,
 kind: GET with or without Range, HEAD, LIST, PUT, ...) and the bytes sent and received, grouped
-by *phase*. Builds a collection table of ``--rows`` x 384 (``bench/datasets.py``, metadata
+by *phase*. Builds a collection table of ``--rows`` x 384 (``bench/synthetic.py``, metadata
 ``category``/``score``/``tag`` as in ``compare.py``) in ``s3://bench/records`` with
 :class:`chroma_serverless.records.LanceRecordStore` and indexes it with ``store.maintain`` (the
 IVF-PQ index is built from ``IndexPolicy.threshold`` rows on, 20000 by default).

@@ -130,7 +130,7 @@ class LanceRecordStore:
         # in any other, and a warm handle keeps its cached index and metadata.
         self._db = lancedb.connect(uri, storage_options=dict(storage_options or {}))
         self._tables: dict[str, Any] = {}
-        self._index_cache: dict[int, tuple[int, list[Any]]] = {}
+        self._snapshots: dict[int, tuple[int, tuple[list[str], list[Any]]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes
@@ -186,7 +186,7 @@ class LanceRecordStore:
         table = self._open(collection.id)
         if table is None or request.limit == 0:
             return 0
-        predicate = to_sql(request.filter, table.schema.names)
+        predicate = to_sql(request.filter, self._names(table))
         if request.limit is not None:
             keys = _in_order(self._select(table, predicate, [layout.ID, layout.SEQ]))
             ids = keys.slice(0, request.limit).column(layout.ID).to_pylist()
@@ -216,8 +216,8 @@ class LanceRecordStore:
         table = self._open(collection.id)
         if table is None or request.limit == 0:
             return _get_result([], request.include)
-        columns = _columns(table, request.include)
-        predicate = to_sql(request.filter, table.schema.names)
+        columns = _columns(self._names(table), request.include)
+        predicate = to_sql(request.filter, self._names(table))
         if request.offset == 0 and request.limit is None:
             data = _in_order(self._select(table, predicate, columns))
         else:
@@ -271,7 +271,7 @@ class LanceRecordStore:
         and an ANN answer shorter than ``n_results`` is checked against the number of matching
         rows, so a filtered query never returns fewer results than exist.
         """
-        predicate = to_sql(request.filter, table.schema.names)
+        predicate = to_sql(request.filter, self._names(table))
         indexed = self._has_vector_index(table)
         exact = not indexed or (
             predicate is not None and self._count(table, predicate) <= self.policy.exact_filter_rows
@@ -295,7 +295,7 @@ class LanceRecordStore:
             table.search(vector, vector_column_name=layout.EMBEDDING)
             .distance_type(LANCE_DISTANCE[collection.space])
             .limit(request.n_results)
-            .select([*_columns(table, request.include), layout.DISTANCE])
+            .select([*_columns(self._names(table), request.include), layout.DISTANCE])
         )
         if exact:
             search = search.bypass_vector_index()
@@ -333,15 +333,22 @@ class LanceRecordStore:
 
     def _indices(self, table: Any) -> list[Any]:
         """The table's indexes, remembered per table version (listing them reads storage)."""
+        return self._snapshot(table)[1]
+
+    def _names(self, table: Any) -> list[str]:
+        """The table's column names, remembered per table version."""
+        return self._snapshot(table)[0]
+
+    def _snapshot(self, table: Any) -> tuple[list[str], list[Any]]:
         version = table.version
         with self._lock:
-            cached = self._index_cache.get(id(table))
+            cached = self._snapshots.get(id(table))
         if cached is not None and cached[0] == version:
             return cached[1]
-        indices = list(table.list_indices())
+        snapshot = (list(table.schema.names), list(table.list_indices()))
         with self._lock:
-            self._index_cache[id(table)] = (version, indices)
-        return indices
+            self._snapshots[id(table)] = (version, snapshot)
+        return snapshot
 
     # ------------------------------------------------------------------ maintenance
 
@@ -414,7 +421,7 @@ class LanceRecordStore:
             return query.to_arrow()
 
     def _rows_by_id(self, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
-        columns = _columns(table, ("embeddings", "documents", "uris", "metadatas"))
+        columns = _columns(self._names(table), ("embeddings", "documents", "uris", "metadatas"))
         data = self._select(table, to_sql(_ids_filter(ids), ()), columns)
         return {row["id"]: row for row in _records(data)}
 
@@ -612,7 +619,7 @@ def _vectors_array(vectors: list[Vectors | None], dimension: int) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dimension)
 
 
-def _columns(table: Any, include: Sequence[Include]) -> list[str]:
+def _columns(names: Sequence[str], include: Sequence[Include]) -> list[str]:
     columns = [layout.ID, layout.SEQ]
     if "embeddings" in include:
         columns.append(layout.EMBEDDING)
@@ -621,7 +628,7 @@ def _columns(table: Any, include: Sequence[Include]) -> list[str]:
     if "uris" in include:
         columns.append(layout.URI)
     if "metadatas" in include:
-        columns += [n for n in table.schema.names if layout.parse_metadata_column(n) is not None]
+        columns += [n for n in names if layout.parse_metadata_column(n) is not None]
     return columns
 
 

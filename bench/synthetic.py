@@ -15,11 +15,11 @@ come from the same model with a separate stream, so they are not rows of the tab
 
 Other benchmarks can use::
 
-    from datasets import load  # with bench/ on sys.path
+    from synthetic import load  # with bench/ on sys.path
     ds = load("lowrank", 100_000)
     ds.vectors, ds.queries, ds.truth  # float32 (n, 384), float32 (q, 384), int64 (q, 10)
 
-``python bench/datasets.py --dataset lowrank --rows 100000`` prints a summary and fills the cache
+``python bench/synthetic.py --dataset lowrank --rows 100000`` prints a summary and fills the cache
 (``bench/results/cache/``, git-ignored).
 """
 
