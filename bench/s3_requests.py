@@ -238,9 +238,9 @@ def object_sizes(endpoint: str, prefix: str) -> dict[str, int]:
 
 
 def _load_datasets_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_datasets", BENCH / "datasets.py")
+    spec = importlib.util.spec_from_file_location("bench_datasets", BENCH / "synthetic.py")
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {BENCH / 'datasets.py'}")
+        raise ImportError(f"cannot load {BENCH / 'synthetic.py'}")
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_datasets"] = module
     spec.loader.exec_module(module)
