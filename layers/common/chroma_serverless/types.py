@@ -60,7 +60,7 @@ class IndexPolicy:
     rows_per_partition: int = 4096  # IVF partitions = rows / this
     sample_rate: int = 64  # k-means training samples per centroid (IVF and PQ)
     max_iterations: int = 20  # k-means iterations
-    nprobes: int = 10  # partitions probed at least, at Chroma's default ef_search (100)
+    nprobes: int = 20  # partitions probed at least, at Chroma's default ef_search (100)
     probe_percent: int = 25  # ... and at least this share of the partitions
     refine_factor: int = 5  # candidates re-ranked with full vectors: k * refine_factor
     exact_filter_rows: int = 2_000  # filters matching at most this many rows search exactly
