@@ -135,3 +135,19 @@ def test_writes_queue_one_message_per_collection_and_the_function_maintains(
     assert function.handler(event, None) == {"batchItemFailures": []}
     assert vector_indexed(service.records, collection)  # type: ignore[arg-type]
     assert function.handler({"source": "aws.events"}, None) == {"maintained": 1}
+
+
+def test_the_sweep_drops_records_no_collection_owns(tmp_path: Path) -> None:
+    from chroma_serverless.maintenance import maintain_all
+
+    store = LanceRecordStore(str(tmp_path / "records"))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    kept = fill(service, "kept", rows=3)
+    gone = fill(service, "gone", rows=3)
+    service.catalog.delete_collection("default_tenant", "default_database", "gone")  # crash here
+
+    reports = maintain_all(service)
+
+    assert {"collection": gone.id, "dropped": "orphan"} in reports
+    assert store.collection_ids() == [kept.id]
+    assert store.count(kept) == 3

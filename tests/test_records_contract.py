@@ -286,3 +286,13 @@ def test_extreme_ints_filter_exactly(record_store: LanceRecordStore) -> None:
         assert got.ids == [expected]
     below = record_store.get(c, GetRequest(Filter(where={"n": {"$lt": -1.5}}), include=()))
     assert below.ids == ["min"]
+
+
+def test_collection_ids_lists_collections_with_records(record_store: LanceRecordStore) -> None:
+    first, second, empty = collection(), collection(), collection()
+    record_store.add(first, batch(["a"]))
+    record_store.add(second, batch(["b"]))
+    assert sorted(record_store.collection_ids()) == sorted([first.id, second.id])
+    assert empty.id not in record_store.collection_ids()
+    record_store.drop(first.id)
+    assert record_store.collection_ids() == [second.id]

@@ -42,7 +42,21 @@ def maintain(service: Service, collection_id: str) -> dict[str, Any]:
 
 
 def maintain_all(service: Service) -> list[dict[str, Any]]:
-    return [maintain(service, c.id) for c in service.catalog.all_collections()]
+    """Maintain every collection, and drop record tables no collection owns any more.
+
+    Tables are listed before the catalog: a collection's catalog entry always exists before its
+    table, so a table listed first whose collection is then missing was deleted (a crash between
+    the two steps of a delete, or an add racing the delete), never one just being created.
+    """
+    tables = service.records.collection_ids()
+    collections = service.catalog.all_collections()
+    owned = {c.id for c in collections}
+    reports = [maintain(service, c.id) for c in collections]
+    for orphan in sorted(set(tables) - owned):
+        service.records.drop(orphan)
+        log.info("dropped records of deleted collection %s", orphan)
+        reports.append({"collection": orphan, "dropped": "orphan"})
+    return reports
 
 
 class BackgroundMaintainer:

@@ -113,6 +113,9 @@ class RecordStore(Protocol):
     def reset(self) -> None:
         """Remove the records of every collection."""
 
+    def collection_ids(self) -> list[str]:
+        """Ids of the collections that have stored records."""
+
 
 class LanceRecordStore:
     """:class:`RecordStore` on LanceDB. ``uri`` is a directory path or ``s3://bucket/prefix``."""
@@ -205,6 +208,16 @@ class LanceRecordStore:
         with self._lock:
             self._tables.clear()
         self._db.drop_all_tables()
+
+    def collection_ids(self) -> list[str]:
+        ids: list[str] = []
+        page_token = None
+        while True:
+            page = self._db.list_tables(page_token=page_token)
+            ids.extend(page.tables)
+            page_token = page.page_token
+            if not page_token:
+                return ids
 
     # ------------------------------------------------------------------ reads
 
