@@ -296,3 +296,17 @@ def test_collection_ids_lists_collections_with_records(record_store: LanceRecord
     assert empty.id not in record_store.collection_ids()
     record_store.drop(first.id)
     assert record_store.collection_ids() == [second.id]
+
+
+def test_reopened_tables_never_see_another_tables_schema(record_store: LanceRecordStore) -> None:
+    """Handles are replaced after reset/drop; nothing cached for an old one may leak into a new
+    one (CPython reuses the ids of freed objects)."""
+    for round_ in range(25):
+        record_store.reset()
+        c = collection()
+        key = f"k{round_}"
+        record_store.add(c, batch(["a", "b"], metadatas=[{key: round_}, {key: -1}]))
+        result = record_store.query(
+            c, QueryRequest(np.ones((1, 3), np.float32), 2, include=("metadatas",))
+        )
+        assert sorted(m[key] for m in result.metadatas[0]) == [-1, round_]  # type: ignore[index]

@@ -133,7 +133,9 @@ class LanceRecordStore:
         # in any other, and a warm handle keeps its cached index and metadata.
         self._db = lancedb.connect(uri, storage_options=dict(storage_options or {}))
         self._tables: dict[str, Any] = {}
-        self._snapshots: dict[int, tuple[int, tuple[list[str], list[Any]]]] = {}
+        # id(table) -> (table, version, (column names, indexes)); holding the table keeps its
+        # id from being reused by another handle while the entry lives.
+        self._snapshots: dict[int, tuple[Any, int, tuple[list[str], list[Any]]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes
@@ -201,12 +203,14 @@ class LanceRecordStore:
     def drop(self, collection_id: str) -> None:
         with self._lock:
             self._tables.pop(collection_id, None)
+            self._snapshots.clear()
         with contextlib.suppress(ValueError):  # "Table ... was not found"
             self._db.drop_table(collection_id)
 
     def reset(self) -> None:
         with self._lock:
             self._tables.clear()
+            self._snapshots.clear()
         self._db.drop_all_tables()
 
     def collection_ids(self) -> list[str]:
@@ -356,11 +360,11 @@ class LanceRecordStore:
         version = table.version
         with self._lock:
             cached = self._snapshots.get(id(table))
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        if cached is not None and cached[0] is table and cached[1] == version:
+            return cached[2]
         snapshot = (list(table.schema.names), list(table.list_indices()))
         with self._lock:
-            self._snapshots[id(table)] = (version, snapshot)
+            self._snapshots[id(table)] = (table, version, snapshot)
         return snapshot
 
     # ------------------------------------------------------------------ maintenance
