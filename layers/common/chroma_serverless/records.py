@@ -289,14 +289,16 @@ class LanceRecordStore:
         rows, so a filtered query never returns fewer results than exist.
         """
         predicate = to_sql(request.filter, self._names(table))
-        indexed = self._has_vector_index(table)
-        exact = not indexed or (
-            predicate is not None and self._count(table, predicate) <= self.policy.exact_filter_rows
-        )
+        if self._vector_index(table) is None:
+            return self._search(table, collection, vector, request, predicate, exact=True)
+        if predicate is None:
+            return self._search(table, collection, vector, request, predicate, exact=False)
+        with _engine_errors():
+            matching = int(table.count_rows(predicate))
+        exact = matching <= self.policy.exact_filter_rows
         records = self._search(table, collection, vector, request, predicate, exact)
-        if not exact and predicate is not None and len(records) < request.n_results:
-            if self._count(table, predicate) > len(records):
-                records = self._search(table, collection, vector, request, predicate, True)
+        if not exact and len(records) < min(request.n_results, matching):
+            records = self._search(table, collection, vector, request, predicate, exact=True)
         return records
 
     def _search(
@@ -331,26 +333,17 @@ class LanceRecordStore:
         hnsw = collection.configuration.get("hnsw") or {}
         ef_search = hnsw.get("ef_search", 100) if isinstance(hnsw, dict) else 100
         base = self.policy.nprobes
-        if table is not None:
-            indexed = sum(
-                int(index.num_indexed_rows or 0)
-                for index in self._indices(table)
-                if index.columns == [layout.EMBEDDING]
-            )
-            partitions = max(1, indexed // self.policy.rows_per_partition)
+        index = None if table is None else self._vector_index(table)
+        if index is not None:
+            partitions = max(1, int(index.num_indexed_rows or 0) // self.policy.rows_per_partition)
             base = max(base, -(-partitions * self.policy.probe_percent // 100))
         return max(1, round(base * float(ef_search) / 100))
 
-    def _count(self, table: Any, predicate: str) -> int:
-        with _engine_errors():
-            return int(table.count_rows(predicate))
-
-    def _has_vector_index(self, table: Any) -> bool:
-        return any(index.columns == [layout.EMBEDDING] for index in self._indices(table))
-
-    def _indices(self, table: Any) -> list[Any]:
-        """The table's indexes, remembered per table version (listing them reads storage)."""
-        return self._snapshot(table)[1]
+    def _vector_index(self, table: Any) -> Any | None:
+        """The ANN index on ``embedding``, remembered per table version (listing indexes reads
+        storage), or ``None``."""
+        indices = self._snapshot(table)[1]
+        return next((i for i in indices if i.columns == [layout.EMBEDDING]), None)
 
     def _names(self, table: Any) -> list[str]:
         """The table's column names, remembered per table version."""
@@ -374,10 +367,10 @@ class LanceRecordStore:
         if table is None:
             return 0, 0
         rows = int(table.count_rows())
-        for index in self._indices(table):
-            if index.columns == [layout.EMBEDDING]:
-                unindexed = int(index.num_unindexed_rows or 0)
-                return rows - unindexed, unindexed
+        index = self._vector_index(table)
+        if index is not None:
+            unindexed = int(index.num_unindexed_rows or 0)
+            return rows - unindexed, unindexed
         if rows < self.policy.threshold:
             return rows, 0
         return 0, rows
@@ -421,17 +414,8 @@ class LanceRecordStore:
         report["fragments"] = table.stats()["fragment_stats"]["num_fragments"]
         return report
 
-    def _select(
-        self,
-        table: Any,
-        predicate: str | None,
-        columns: list[str],
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> pa.Table:
-        query = table.search().select(columns).limit(limit)
-        if offset:
-            query = query.offset(offset)
+    def _select(self, table: Any, predicate: str | None, columns: list[str]) -> pa.Table:
+        query = table.search().select(columns).limit(None)  # a plain search defaults to 10
         if predicate is not None:
             query = query.where(predicate)
         with _engine_errors():

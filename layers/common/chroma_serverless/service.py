@@ -193,14 +193,12 @@ class Service:
         return self.records.get(collection, request)
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
-        if request.texts is not None:
-            embeddings = self._embed(collection, request.texts) if request.texts else None
-            if embeddings is not None:
-                request = dataclasses.replace(request, embeddings=embeddings)
+        if request.texts:
+            request = dataclasses.replace(
+                request, embeddings=self._embed(collection, request.texts)
+            )
         if len(request.embeddings) == 0:
             return QueryResult(ids=[])
-        if collection.dimension is None:
-            return self.records.query(collection, request)
         self._check_dimension(collection, request.embeddings.shape[1])
         return self.records.query(collection, request)
 
