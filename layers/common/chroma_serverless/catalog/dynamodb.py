@@ -251,14 +251,19 @@ class DynamoDbCatalog:
         return collection, True
 
     def get_collection(self, tenant: str, database: str, name: str) -> Collection:
-        try:
-            database_id = self.get_database(tenant, database).id
-        except NotFoundError:
-            database_id = None
+        return _collection(self._name_item(tenant, database, name))
+
+    def _name_item(self, tenant: str, database: str, name: str) -> dict[str, Any]:
+        """The collection's by-name item (it carries ``database_id``)."""
+        database_id = self._database_id(tenant, database)
         item = None if database_id is None else self._get(name_key(database_id, name))
         if item is None:
             raise NotFoundError(f"Collection [{name}] does not exist")
-        return _collection(item)
+        return item
+
+    def _database_id(self, tenant: str, database: str) -> str | None:
+        item = self._get(database_key(tenant, database))
+        return None if item is None else str(item["id"]["S"])
 
     def get_collection_by_id(self, collection_id: str) -> Collection:
         item = self._get(id_key(collection_id))
@@ -269,17 +274,15 @@ class DynamoDbCatalog:
     def list_collections(
         self, tenant: str, database: str, limit: int | None, offset: int
     ) -> list[Collection]:
-        try:
-            database_id = self.get_database(tenant, database).id
-        except NotFoundError:
+        database_id = self._database_id(tenant, database)
+        if database_id is None:
             return []
         items = self._query(f"DATABASE#{database_id}", "COLLECTION#")
         return [_collection(i) for i in _page(items, limit, offset)]
 
     def count_collections(self, tenant: str, database: str) -> int:
-        try:
-            database_id = self.get_database(tenant, database).id
-        except NotFoundError:
+        database_id = self._database_id(tenant, database)
+        if database_id is None:
             return 0
         return len(self._query(f"DATABASE#{database_id}", "COLLECTION#", keys_only=True))
 
@@ -363,8 +366,8 @@ class DynamoDbCatalog:
         return updated
 
     def delete_collection(self, tenant: str, database: str, name: str) -> Collection:
-        collection = self.get_collection(tenant, database, name)
-        database_id = self.get_database(tenant, database).id
+        item = self._name_item(tenant, database, name)
+        collection, database_id = _collection(item), item["database_id"]["S"]
         reasons = self._transact(
             [
                 {
