@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import base64
 import copy
+import importlib.util
 import json
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
 EVENTS = Path(__file__).parent / "events"
+FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
 
 Kind = Literal["rest", "http"]
 KINDS: tuple[Kind, ...] = ("rest", "http")
@@ -163,3 +168,15 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_time_in_millis
+
+
+def load_function(name: str) -> ModuleType:
+    """``functions/<name>/app.py`` imported afresh, as Lambda's INIT would (``functions/`` is not
+    a package): every call builds a new module, with the environment as it is now."""
+    spec = importlib.util.spec_from_file_location(
+        f"function_{name}_{uuid.uuid4().hex}", FUNCTIONS / name / "app.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

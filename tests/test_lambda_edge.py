@@ -7,19 +7,17 @@ back to API Gateway, and that the app is built once at import with lifespan off.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import chroma_serverless.app
 from chroma_serverless import __version__
-from tests.lambda_events import KINDS, FakeLambdaContext, Kind, load_event
+from tests.lambda_events import KINDS, FakeLambdaContext, Kind, load_event, load_function
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Collection, Iterator
@@ -30,7 +28,6 @@ if TYPE_CHECKING:
     from chroma_serverless.app import Plane
     from chroma_serverless.settings import Settings
 
-FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
 API = "/api/v2"
 DB = API + "/tenants/default_tenant/databases/default_database"
 COLLECTION_PATH = DB + "/collections/{id}"
@@ -49,15 +46,6 @@ class Reply:
     status: int
     body: Any
     headers: dict[str, str]
-
-
-def _import(name: str) -> ModuleType:
-    """``functions/<name>/app.py`` as a fresh module: ``functions/`` is not a package."""
-    spec = importlib.util.spec_from_file_location(f"lambda_{name}_app", FUNCTIONS / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +67,7 @@ def functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Functions]:
         modules = {}
         for name in ("control", "data"):
             importing.append(name)
-            modules[name] = _import(name)
+            modules[name] = load_function(name)
     yield Functions(modules["control"], modules["data"], builds)
 
 

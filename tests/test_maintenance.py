@@ -3,14 +3,12 @@ and on AWS a queue message per written collection consumed by the maintenance fu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,13 +21,14 @@ from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
 from chroma_serverless.types import Collection, IndexPolicy, RecordBatch
 from tests.conftest import new_catalog_table
+from tests.lambda_events import load_function
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from tests.conftest import Moto
 
-ROOT = Path(__file__).resolve().parents[1]
 POLICY = IndexPolicy(threshold=500, sub_vector_dims=4, retention_seconds=60)
 
 
@@ -125,12 +124,7 @@ def test_writes_queue_one_message_per_collection_and_the_function_maintains(
     )["Messages"]
     assert [m["Body"] for m in received] == [collection.id]
 
-    spec = importlib.util.spec_from_file_location(
-        "maintenance_app", ROOT / "functions" / "maintenance" / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    function = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(function)
+    function = load_function("maintenance")
     event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in received]}
     assert function.handler(event, None) == {"batchItemFailures": []}
     assert vector_indexed(service.records, collection)  # type: ignore[arg-type]

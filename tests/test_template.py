@@ -3,7 +3,6 @@ whose plane serves it, and a real API Gateway event for it reaches that function
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import uuid
@@ -19,7 +18,7 @@ from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
 from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
 from tests.conftest import new_catalog_table
-from tests.lambda_events import FakeLambdaContext, load_event
+from tests.lambda_events import FakeLambdaContext, load_event, load_function
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -115,16 +114,6 @@ def test_catalog_table_key_schema_matches_the_code() -> None:
 # ------------------------------------------------------------------ events through the handlers
 
 
-def _import(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"template_{name}_app", ROOT / "functions" / name / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def handlers(moto: Moto, bucket: str) -> Iterator[dict[str, ModuleType]]:
     """Both entry points in AWS mode (DynamoDB, S3 and Secrets Manager on moto) with auth on and
@@ -142,7 +131,7 @@ def handlers(moto: Moto, bucket: str) -> Iterator[dict[str, ModuleType]]:
         env.setenv("CHROMA_SERVERLESS_ALLOW_RESET", "true")
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        yield {"ControlFunction": _import("control"), "DataFunction": _import("data")}
+        yield {"ControlFunction": load_function("control"), "DataFunction": load_function("data")}
 
 
 def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
