@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import platform
@@ -100,17 +99,6 @@ METRICS: list[tuple[str, str, str, bool]] = [
 
 
 # ---------------------------------------------------------------------------- data
-
-
-def _load_datasets_module() -> ModuleType:
-    """``bench/synthetic.py`` under a private name (``datasets`` may be another package)."""
-    spec = importlib.util.spec_from_file_location("bench_datasets", BENCH / "synthetic.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {BENCH / 'synthetic.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_datasets"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -620,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--queries must be more than {WARMUP}")
 
     started = time.perf_counter()
-    ds_module = _load_datasets_module()
+    import synthetic as ds_module  # bench/ is on sys.path when run as a script
+
     env = dict(os.environ)
     env.pop("CHROMA_SERVERLESS_PATH", None)  # --path decides
     workdir = Path(tempfile.mkdtemp(prefix="compare-", dir=args.workdir))

@@ -29,7 +29,6 @@ a lower bound for real S3 (tens of ms per request round trip); counts and bytes 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -49,7 +48,6 @@ from urllib.parse import parse_qs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
-    from types import ModuleType
 
     import numpy as np
 
@@ -235,16 +233,6 @@ def object_sizes(endpoint: str, prefix: str) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------- data
-
-
-def _load_datasets_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_datasets", BENCH / "synthetic.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {BENCH / 'synthetic.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_datasets"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_table(
@@ -452,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         policy = IndexPolicy(threshold=args.index_threshold)
     for key, value in CREDENTIALS.items():
         os.environ.setdefault(key, value)
-    ds = _load_datasets_module()
+    import synthetic as ds  # bench/ is on sys.path when run as a script
+
     vectors = ds.vectors(args.dataset, args.rows)
     queries = ds.queries(args.dataset, 1 + args.warm)
     moto = CountingMoto()
