@@ -96,9 +96,8 @@ def _validate_key(key: str, types: Json) -> None:
                 "If source_key is provided then embedding_function must also be provided since "
                 "there is no default embedding function."
             )
-        if config.get("source_key", DOCUMENT_KEY).startswith("#") and (
-            config.get("source_key") != DOCUMENT_KEY
-        ):
+        source_key = config.get("source_key", DOCUMENT_KEY)
+        if source_key.startswith("#") and source_key != DOCUMENT_KEY:
             _invalid(
                 "source_key cannot begin with '#'. The only valid key starting with '#' is "
                 "Key.DOCUMENT or '#document'."
