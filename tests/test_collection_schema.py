@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import sqlite3
+import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +30,14 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InvalidArgumentError
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from chroma_serverless import collection_schema, schema_validation
+from chroma_serverless import collection_schema, collections, schema_validation
+from chroma_serverless.catalog.sqlite import SqliteCatalog
 from chroma_serverless.errors import InvalidArgumentError as ServerInvalidArgument
 from chroma_serverless.errors import InvalidRequestBodyError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     from chromadb.api import AsyncClientAPI, ClientAPI
     from chromadb.api.models.Collection import Collection
@@ -517,3 +522,27 @@ def test_collections_stored_without_a_schema_get_one() -> None:
     schema = collection_schema.from_configuration(configuration)
     assert schema == expected_schema("ip", DEFAULT_FUNCTION, threads(schema), ef_search=30)
     assert collection_schema.to_configuration(schema) == configuration
+
+
+def test_catalog_files_from_before_schemas_still_read(tmp_path: Path) -> None:
+    """A SQLite catalog written without the schema column gains it; its collections answer
+    with the schema derived from their stored configuration."""
+    path = tmp_path / "catalog.sqlite3"
+    SqliteCatalog(path)
+    configuration = expected_configuration("cosine", DEFAULT_FUNCTION, ef_search=40)
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE collections DROP COLUMN schema")
+        database_id = db.execute("SELECT id FROM databases").fetchone()[0]
+        db.execute(
+            "INSERT INTO collections VALUES (?, ?, 'old', NULL, ?, NULL)",
+            (str(uuid.uuid4()), database_id, json.dumps(configuration)),
+        )
+    db.close()
+    catalog = SqliteCatalog(path)
+    old = catalog.get_collection("default_tenant", "default_database", "old")
+    assert old.schema is None
+    answer = collections.to_json(old)
+    assert answer["configuration_json"] == configuration
+    assert answer["schema"] == expected_schema(
+        "cosine", DEFAULT_FUNCTION, threads(answer["schema"]), ef_search=40
+    )
