@@ -480,6 +480,30 @@ def test_a_sent_spann_block_is_served_by_hnsw() -> None:
     assert "spann" not in config and config["hnsw"]["ef_search"] == 100
 
 
+def test_a_schema_with_default_spann_settings_is_still_default() -> None:
+    sent = {
+        "defaults": {},
+        "keys": {
+            "#embedding": {
+                "float_list": {
+                    "vector_index": {
+                        "enabled": True,
+                        "config": {
+                            "source_key": "#document",
+                            "spann": {"search_nprobe": 64, "ef_search": 200},
+                        },
+                    }
+                }
+            }
+        },
+    }
+    schema = reconciled({"hnsw": {"space": "ip"}}, sent)  # no conflict: the schema is default
+    assert collection_schema.to_configuration(schema)["hnsw"]["space"] == "ip"
+    sent["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["spann"]["ef_search"] = 9
+    with pytest.raises(ServerInvalidArgument, match="Cannot set both"):
+        reconciled({"hnsw": {"space": "ip"}}, sent)
+
+
 def test_sparse_indexes_are_refused_as_on_a_local_server() -> None:
     sent = {
         "defaults": {},

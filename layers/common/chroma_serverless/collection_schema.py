@@ -81,24 +81,26 @@ LEGACY_HNSW_KEYS = {
     "hnsw:sync_threshold": "sync_threshold",
     "hnsw:batch_size": "batch_size",
 }
-SPANN_KEYS = {
-    "search_nprobe": int,
-    "search_rng_factor": float,
-    "search_rng_epsilon": float,
-    "nreplica_count": int,
-    "write_rng_factor": float,
-    "write_rng_epsilon": float,
-    "split_threshold": int,
-    "num_samples_kmeans": int,
-    "initial_lambda": float,
-    "reassign_neighbor_count": int,
-    "merge_threshold": int,
-    "num_centers_to_merge_to": int,
-    "write_nprobe": int,
-    "ef_construction": int,
-    "ef_search": int,
-    "max_neighbors": int,
-    "center_drift_threshold": float,
+# Rust's SPANN defaults (spann_configuration.rs): a sent SPANN block equal to them is "default".
+SPANN_DEFAULTS: Json = {
+    "search_nprobe": 64,
+    "search_rng_factor": 1.0,
+    "search_rng_epsilon": 10.0,
+    "nreplica_count": 8,
+    "write_rng_factor": 1.0,
+    "write_rng_epsilon": 5.0,
+    "split_threshold": 50,
+    "num_samples_kmeans": 1000,
+    "initial_lambda": 100.0,
+    "reassign_neighbor_count": 64,
+    "merge_threshold": 25,
+    "num_centers_to_merge_to": 8,
+    "write_nprobe": 32,
+    "ef_construction": 200,
+    "ef_search": 200,
+    "max_neighbors": 64,
+    "center_drift_threshold": 0.125,
+    "quantize": "none",
 }
 CMEK_GCP = re.compile(r"projects/.+/locations/.+/keyRings/.+/cryptoKeys/.+\Z")
 
@@ -396,7 +398,7 @@ def _vector_config_is_default(config: Json, source_key: str | None) -> bool:
             for k in SCHEMA_HNSW_KEYS
             if k != "num_threads"  # host-dependent, so never a user's choice (as in Rust)
         )
-    return spann is None or not spann  # SPANN defaults only matter on distributed Chroma
+    return spann is None or all(spann[k] == SPANN_DEFAULTS[k] for k in spann)
 
 
 def _merge_with_defaults(schema: Json | None) -> Json:

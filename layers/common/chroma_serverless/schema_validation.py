@@ -17,7 +17,7 @@ from chroma_serverless.collection_schema import (
     DOCUMENT_KEY,
     EMBEDDING_KEY,
     SCHEMA_HNSW_KEYS,
-    SPANN_KEYS,
+    SPANN_DEFAULTS,
     Json,
 )
 from chroma_serverless.errors import InvalidArgumentError, InvalidRequestBodyError
@@ -201,7 +201,9 @@ def _cmek(value: object) -> Json:
 
 
 HNSW: dict[str, Parser] = {k: _int for k in SCHEMA_HNSW_KEYS} | {"resize_factor": _float}
-SPANN: dict[str, Parser] = {k: _int if t is int else _float for k, t in SPANN_KEYS.items()}
+SPANN: dict[str, Parser] = {
+    k: _int if isinstance(v, int) else _float for k, v in SPANN_DEFAULTS.items()
+}
 SPANN["quantize"] = _choice("none", "four_bit_rabit_q_with_u_search")
 
 
