@@ -30,7 +30,12 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InvalidArgumentError
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from chroma_serverless import collection_schema, collections, schema_validation
+from chroma_serverless import (
+    collection_configuration,
+    collection_schema,
+    collections,
+    schema_validation,
+)
 from chroma_serverless.catalog.sqlite import SqliteCatalog
 from chroma_serverless.errors import InvalidArgumentError as ServerInvalidArgument
 from chroma_serverless.errors import InvalidRequestBodyError
@@ -422,7 +427,7 @@ def reconciled(
     schema: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    internal = collection_schema.internal_configuration(configuration, metadata)
+    internal = collection_configuration.internal_configuration(configuration, metadata)
     return collection_schema.reconcile(schema_validation.parse(schema), internal)
 
 

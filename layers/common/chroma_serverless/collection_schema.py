@@ -8,43 +8,36 @@ So both must be present and agree, exactly as on Chroma's single-node server, wh
 (rust/types/src/collection_schema.rs, collection_configuration.rs and the local frontend, where the
 vector index is always HNSW) this module follows:
 
-- create: the configuration (or the legacy ``hnsw:*`` metadata) is turned into an HNSW
-  configuration (a SPANN one keeps only its space); a sent schema is validated and merged over the
-  defaults; a non-default configuration and a non-default schema together are an error; otherwise
-  whichever is not default wins;
+- create: the configuration becomes HNSW settings (collection_configuration.py); a sent schema
+  (validated by schema_validation.py) is merged over the defaults; a non-default configuration and
+  a non-default schema together are an error; otherwise whichever is not default wins;
 - the stored ``configuration_json`` is always derived from the schema's ``#embedding`` vector index;
 - modify: HNSW parameters and the embedding function are written into the schema's vector indexes.
 
-Schemas are kept as the JSON Chroma sends and returns (plain dicts), normalised by :func:`parse`.
+Schemas are kept as the JSON Chroma sends and returns (plain dicts), as normalised by
+``schema_validation.parse``.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import re
-from typing import Any
 
+from chroma_serverless.collection_configuration import (
+    HNSW_DEFAULTS,
+    Json,
+    check_hnsw,
+    embedding_function,
+    hnsw_configuration,
+    is_default_configuration,
+    is_default_function,
+    object_or_none,
+)
 from chroma_serverless.errors import InvalidArgumentError
-from chroma_serverless.types import SPACES
-
-Json = dict[str, Any]
 
 DOCUMENT_KEY = "#document"
 EMBEDDING_KEY = "#embedding"
 
-# Rust's InternalHnswConfiguration defaults (hnsw_configuration.rs); num_threads is the host's
-# parallelism there too. num_threads and batch_size appear in the schema, not in configuration_json.
-HNSW_DEFAULTS: Json = {
-    "space": "l2",
-    "ef_construction": 100,
-    "ef_search": 100,
-    "max_neighbors": 16,
-    "num_threads": os.cpu_count() or 1,
-    "resize_factor": 1.2,
-    "sync_threshold": 1000,
-    "batch_size": 100,
-}
 CONFIGURATION_HNSW_KEYS = (
     "space",
     "ef_construction",
@@ -71,16 +64,6 @@ UPDATABLE_HNSW = (
     "sync_threshold",
     "batch_size",
 )
-LEGACY_HNSW_KEYS = {
-    "hnsw:space": "space",
-    "hnsw:construction_ef": "ef_construction",
-    "hnsw:search_ef": "ef_search",
-    "hnsw:M": "max_neighbors",
-    "hnsw:num_threads": "num_threads",
-    "hnsw:resize_factor": "resize_factor",
-    "hnsw:sync_threshold": "sync_threshold",
-    "hnsw:batch_size": "batch_size",
-}
 # Rust's SPANN defaults (spann_configuration.rs): a sent SPANN block equal to them is "default".
 SPANN_DEFAULTS: Json = {
     "search_nprobe": 64,
@@ -103,105 +86,6 @@ SPANN_DEFAULTS: Json = {
     "quantize": "none",
 }
 CMEK_GCP = re.compile(r"projects/.+/locations/.+/keyRings/.+/cryptoKeys/.+\Z")
-
-
-# ---------------------------------------------------------------------------- configuration
-
-
-def internal_configuration(configuration: Json | None, metadata: Json | None) -> Json:
-    """``{"hnsw": {...all HNSW_DEFAULTS keys...}, "embedding_function": ... | None}`` for a
-    create request (Rust: ``InternalCollectionConfiguration::try_from_config`` with HNSW)."""
-    configuration = _object_or_none(configuration, "configuration") or {}
-    hnsw = _object_or_none(configuration.get("hnsw"), "configuration.hnsw")
-    spann = _object_or_none(configuration.get("spann"), "configuration.spann")
-    function = embedding_function(configuration.get("embedding_function"))
-    if hnsw is not None and spann is not None:
-        raise InvalidArgumentError("Multiple vector index configurations provided")
-    if spann is not None:
-        # A single-node server serves SPANN requests with HNSW and keeps only the space.
-        space = spann.get("space")
-        return {
-            "hnsw": _hnsw({} if space is None else {"space": space}),
-            "embedding_function": function,
-        }
-    legacy = _legacy_hnsw(metadata)
-    if hnsw is None:
-        return {"hnsw": legacy, "embedding_function": function}
-    sent = _hnsw(hnsw)
-    # Legacy metadata only fills in for a configuration left at its defaults.
-    return {"hnsw": legacy if sent == HNSW_DEFAULTS else sent, "embedding_function": function}
-
-
-def is_default_configuration(internal: Json) -> bool:
-    return (
-        _is_default_function(internal["embedding_function"]) and internal["hnsw"] == HNSW_DEFAULTS
-    )
-
-
-def embedding_function(value: object) -> Json | None:
-    """An ``embedding_function`` entry: ``{"type": "legacy"|"unknown"}`` or ``{"type": "known",
-    "name": <any name>, "config": {...}}``. Any name is kept: functions run in the client."""
-    function = _object_or_none(value, "embedding_function")
-    if function is None:
-        return None
-    kind = function.get("type")
-    if kind in ("legacy", "unknown"):
-        return {"type": kind}
-    if kind != "known":
-        raise InvalidArgumentError(
-            f"Expected embedding_function.type to be known, legacy or unknown, got {kind}"
-        )
-    if not isinstance(function.get("name"), str) or "config" not in function:
-        raise InvalidArgumentError(
-            f"Expected a known embedding_function to have a str name and a config, got {function}"
-        )
-    return {"type": "known", "name": function["name"], "config": function["config"]}
-
-
-def _hnsw(sent: Json) -> Json:
-    hnsw = dict(HNSW_DEFAULTS)
-    hnsw.update({k: v for k, v in sent.items() if k in HNSW_DEFAULTS and v is not None})
-    _check_hnsw(hnsw, "hnsw")
-    return hnsw
-
-
-def _check_hnsw(hnsw: Json, what: str) -> None:
-    if "space" in hnsw and hnsw["space"] not in SPACES:
-        raise InvalidArgumentError(
-            f"Expected space to be one of {', '.join(SPACES)}, got {hnsw['space']}"
-        )
-    for key, value in hnsw.items():
-        if key == "space":
-            continue
-        number = int if key != "resize_factor" else (int, float)
-        if isinstance(value, bool) or not isinstance(value, number) or value <= 0:
-            kind = "an int" if number is int else "a number"
-            raise InvalidArgumentError(f"Expected {what} {key} to be {kind} > 0, got {value}")
-        if key in ("sync_threshold", "batch_size") and value < 2:
-            raise InvalidArgumentError(f"Expected {what} {key} to be at least 2, got {value}")
-
-
-def _legacy_hnsw(metadata: Json | None) -> Json:
-    """HNSW parameters from ``hnsw:*`` collection metadata, which Chroma still honours."""
-    hnsw = dict(HNSW_DEFAULTS)
-    for key, value in (metadata or {}).items():
-        if not key.startswith("hnsw:"):
-            continue
-        if key not in LEGACY_HNSW_KEYS:
-            raise InvalidArgumentError("Failed to parse hnsw parameters from segment metadata")
-        hnsw[LEGACY_HNSW_KEYS[key]] = value
-    try:
-        _check_hnsw(hnsw, "hnsw")
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError("Failed to parse hnsw parameters from segment metadata") from exc
-    return hnsw
-
-
-def _is_default_function(function: Json | None) -> bool:
-    """Rust's ``is_embedding_function_default``: absent, unknown or the one named default."""
-    if function is None or function["type"] == "unknown":
-        return True
-    return bool(function["type"] == "known" and function["name"] == "default")
 
 
 # ---------------------------------------------------------------------------- schema
@@ -267,7 +151,9 @@ def reconcile(schema: Json | None, internal: Json) -> Json:
 def from_configuration(configuration: Json) -> Json:
     """The schema of a collection stored before schemas were kept (Rust: ``Schema::try_from``
     on its configuration, as its read path does)."""
-    hnsw = _hnsw({k: v for k, v in (configuration.get("hnsw") or {}).items() if v is not None})
+    hnsw = hnsw_configuration(
+        {k: v for k, v in (configuration.get("hnsw") or {}).items() if v is not None}
+    )
     return default_schema(hnsw, embedding_function(configuration.get("embedding_function")))
 
 
@@ -289,8 +175,8 @@ def updated(schema: Json, update: Json) -> Json:
     """``modify(configuration=...)`` applied to a schema (Rust: ``Schema::update``): HNSW
     parameters go into both vector indexes' ``hnsw``; a SPANN update has nothing to change on
     a single-node collection; an embedding function replaces the one in both indexes."""
-    hnsw = _object_or_none(update.get("hnsw"), "new_configuration.hnsw")
-    spann = _object_or_none(update.get("spann"), "new_configuration.spann")
+    hnsw = object_or_none(update.get("hnsw"), "new_configuration.hnsw")
+    spann = object_or_none(update.get("spann"), "new_configuration.spann")
     if hnsw is not None and spann is not None:
         raise InvalidArgumentError("Multiple vector index configurations provided")
     function = embedding_function(update.get("embedding_function"))
@@ -302,7 +188,7 @@ def updated(schema: Json, update: Json) -> Json:
                 "Changing the distance space of a collection is not supported"
             )
     changes = {k: v for k, v in (hnsw or {}).items() if k in UPDATABLE_HNSW and v is not None}
-    _check_hnsw(changes, "hnsw")
+    check_hnsw(changes, "hnsw")
     for key in (EMBEDDING_KEY, None):
         vector = _vector_index(result, key)
         if vector is None:
@@ -358,7 +244,7 @@ def _defaults_are_default(types: Json) -> bool:
         config = sparse["config"]
         if sparse["enabled"] or "source_key" in config or config.get("bm25", False):
             return False
-        if not _is_default_function(config.get("embedding_function")):
+        if not is_default_function(config.get("embedding_function")):
             return False
     return True
 
@@ -387,7 +273,7 @@ def _document_is_default(types: Json | None) -> bool:
 def _vector_config_is_default(config: Json, source_key: str | None) -> bool:
     if config.get("space", "l2") != "l2" or config.get("source_key") != source_key:
         return False
-    if not _is_default_function(config.get("embedding_function")):
+    if not is_default_function(config.get("embedding_function")):
         return False
     hnsw, spann = config.get("hnsw"), config.get("spann")
     if hnsw is not None and spann is not None:
@@ -467,9 +353,3 @@ def _check_schema_hnsw(hnsw: Json) -> None:
 def _sparse_index_enabled(schema: Json) -> bool:
     every = [schema["defaults"], *schema["keys"].values()]
     return any(_enabled(types, "sparse_vector", "sparse_vector_index") for types in every)
-
-
-def _object_or_none(value: object, what: str) -> Json | None:
-    if value is not None and not isinstance(value, dict):
-        raise InvalidArgumentError(f"Expected {what} to be an object or null, got {value}")
-    return value

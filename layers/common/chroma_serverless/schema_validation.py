@@ -10,7 +10,7 @@ Chroma words it). :func:`parse` returns the schema normalised: canonical names, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chroma_serverless.collection_schema import (
     CMEK_GCP,
@@ -18,10 +18,12 @@ from chroma_serverless.collection_schema import (
     EMBEDDING_KEY,
     SCHEMA_HNSW_KEYS,
     SPANN_DEFAULTS,
-    Json,
 )
 from chroma_serverless.errors import InvalidArgumentError, InvalidRequestBodyError
 from chroma_serverless.types import SPACES
+
+if TYPE_CHECKING:
+    from chroma_serverless.collection_configuration import Json
 
 Parser = Callable[[object, str], Any]
 

@@ -10,7 +10,12 @@ import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from chroma_serverless import collection_schema, collections, schema_validation
+from chroma_serverless import (
+    collection_configuration,
+    collection_schema,
+    collections,
+    schema_validation,
+)
 from chroma_serverless.auth import can_see_database
 from chroma_serverless.errors import (
     ForbiddenError,
@@ -117,7 +122,7 @@ class Service:
     ) -> Collection:
         metadata = collections.validate_metadata(metadata, "collection metadata")
         sent_schema = schema_validation.parse(schema)
-        internal = collection_schema.internal_configuration(configuration, metadata)
+        internal = collection_configuration.internal_configuration(configuration, metadata)
         reconciled = collection_schema.reconcile(sent_schema, internal)
         collection = Collection(
             id=str(uuid.uuid4()),
