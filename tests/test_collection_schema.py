@@ -200,35 +200,36 @@ def assert_views_agree(collection: Collection) -> None:
 # ------------------------------------------------------------------ e2e, sync client
 
 
+# How a collection is created, and the space, function and HNSW parameters Chroma reports.
+CREATIONS: list[tuple[str, dict[str, Any], str, dict[str, Any] | None, dict[str, Any]]] = [
+    ("no configuration", {"embedding_function": None}, "l2", None, {}),
+    ("default function", {}, "l2", DEFAULT_FUNCTION, {}),
+    (
+        "hnsw",
+        {"configuration": {"hnsw": {"space": "ip", "ef_search": 50, "max_neighbors": 8}}},
+        "ip",
+        DEFAULT_FUNCTION,
+        {"ef_search": 50, "max_neighbors": 8},
+    ),
+    (
+        "spann",
+        {"configuration": {"spann": {"space": "cosine", "search_nprobe": 64}}},
+        "cosine",
+        DEFAULT_FUNCTION,
+        {},
+    ),
+    (
+        "custom function",
+        {"embedding_function": LetterCounts(2.0)},
+        "l2",
+        {"type": "known", "name": "letter_counts", "config": {"weight": 2.0}},
+        {},
+    ),
+]
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize(
-    ("how", "create", "space", "function", "hnsw"),
-    [
-        ("no configuration", {"embedding_function": None}, "l2", None, {}),
-        ("default function", {}, "l2", DEFAULT_FUNCTION, {}),
-        (
-            "hnsw",
-            {"configuration": {"hnsw": {"space": "ip", "ef_search": 50, "max_neighbors": 8}}},
-            "ip",
-            DEFAULT_FUNCTION,
-            {"ef_search": 50, "max_neighbors": 8},
-        ),
-        (
-            "spann",
-            {"configuration": {"spann": {"space": "cosine", "search_nprobe": 64}}},
-            "cosine",
-            DEFAULT_FUNCTION,
-            {},
-        ),
-        (
-            "custom function",
-            {"embedding_function": LetterCounts(2.0)},
-            "l2",
-            {"type": "known", "name": "letter_counts", "config": {"weight": 2.0}},
-            {},
-        ),
-    ],
-)
+@pytest.mark.parametrize(("how", "create", "space", "function", "hnsw"), CREATIONS)
 def test_collection_json_carries_chromas_schema(
     client: ClientAPI,
     how: str,
@@ -242,10 +243,7 @@ def test_collection_json_carries_chromas_schema(
     for collection in (created, fetched, client.list_collections()[0]):
         schema = raw_schema(collection)
         assert schema == expected_schema(space, function, threads(schema), **hnsw), how
-        configuration = {k: v for k, v in hnsw.items() if k != "num_threads"}
-        assert collection.configuration_json == expected_configuration(
-            space, function, **configuration
-        )
+        assert collection.configuration_json == expected_configuration(space, function, **hnsw)
         assert_views_agree(collection)
 
 
@@ -397,6 +395,29 @@ def test_async_custom_function_and_schema(server: Server) -> None:
         assert (await fetched.query(query_texts=["abc"], n_results=1))["ids"] == [["x"]]
         with pytest.raises(ValueError, match="Embedding function conflict"):
             await client.get_collection("letters", embedding_function=Constant())
+
+    run_async(server, body)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("how", "create", "space", "function", "hnsw"), CREATIONS)
+def test_async_collection_json_carries_chromas_schema(
+    server: Server,
+    how: str,
+    create: dict[str, Any],
+    space: str,
+    function: dict[str, Any] | None,
+    hnsw: dict[str, Any],
+) -> None:
+    async def body(client: AsyncClientAPI) -> None:
+        created = await client.create_collection("things", **create)
+        fetched = await client.get_collection("things", embedding_function=None)
+        for collection in (created, fetched, (await client.list_collections())[0]):
+            schema = raw_schema(collection)  # type: ignore[arg-type]
+            assert schema == expected_schema(space, function, threads(schema), **hnsw), how
+            expected = expected_configuration(space, function, **hnsw)
+            assert collection.configuration_json == expected
+            assert_views_agree(collection)  # type: ignore[arg-type]
 
     run_async(server, body)
 
