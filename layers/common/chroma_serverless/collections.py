@@ -137,6 +137,13 @@ def validate_metadata(metadata: object, what: str = "metadata", allow_none: bool
     return metadata or None
 
 
+def validate_collection_metadata(metadata: object, field: str) -> Metadata | None:
+    """A collection's metadata as sent in ``field``; ``{}`` is refused as Chroma's server does."""
+    if metadata == {}:
+        raise InvalidArgumentError(f"Validation error: {field}: Metadata cannot be empty")
+    return validate_metadata(metadata, "collection metadata")  # type: ignore[no-any-return]
+
+
 def new_configuration(
     configuration: dict[str, Any] | None, metadata: Metadata | None
 ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from chroma_serverless import collections
+from chroma_serverless import checks, collections
 from chroma_serverless.auth import can_see_database
 from chroma_serverless.errors import (
     ForbiddenError,
@@ -71,13 +71,13 @@ class Service:
     # ------------------------------------------------------------------ tenants, databases
 
     def create_tenant(self, name: str) -> Tenant:
-        return self.catalog.create_tenant(_name(name, "tenant"))
+        return self.catalog.create_tenant(checks.tenant_name(name))
 
     def get_tenant(self, name: str) -> Tenant:
         return self.catalog.get_tenant(name)
 
     def create_database(self, tenant: str, name: str) -> Database:
-        return self.catalog.create_database(tenant, _name(name, "database"))
+        return self.catalog.create_database(tenant, checks.database_name(name))
 
     def get_database(self, tenant: str, name: str) -> Database:
         return self.catalog.get_database(tenant, name)
@@ -86,7 +86,7 @@ class Service:
         self, tenant: str, principal: Principal, limit: int | None, offset: int | None
     ) -> list[Database]:
         """The tenant's databases that ``principal`` may see, paged after that filter."""
-        limit, offset = _page(limit, offset)
+        limit, offset = checks.page(limit, offset)
         if ANY in principal.databases:
             return self.catalog.list_databases(tenant, limit, offset)
         visible = [
@@ -111,7 +111,7 @@ class Service:
         configuration: dict[str, Any] | None,
         get_or_create: bool,
     ) -> Collection:
-        metadata = collections.validate_metadata(metadata, "collection metadata")
+        metadata = collections.validate_collection_metadata(metadata, "metadata")
         collection = Collection(
             id=str(uuid.uuid4()),
             name=collections.validate_name(name),
@@ -132,7 +132,7 @@ class Service:
     def list_collections(
         self, tenant: str, database: str, limit: int | None, offset: int | None
     ) -> list[Collection]:
-        return self.catalog.list_collections(tenant, database, *_page(limit, offset))
+        return self.catalog.list_collections(tenant, database, *checks.page(limit, offset))
 
     def count_collections(self, tenant: str, database: str) -> int:
         return self.catalog.count_collections(tenant, database)
@@ -150,7 +150,7 @@ class Service:
         return self.catalog.update_collection(
             current.id,
             None if new_name is None else collections.validate_name(new_name),
-            collections.validate_metadata(new_metadata, "collection metadata"),
+            collections.validate_collection_metadata(new_metadata, "new_metadata"),
             collections.updated_configuration(current.configuration, new_configuration),
         )
 
@@ -260,29 +260,3 @@ class Service:
                 f"Collection expecting embedding with dimension of {collection.dimension}, "
                 f"got {dimension}"
             )
-
-
-def _name(name: str, what: str) -> str:
-    """Tenant and database names: never storage paths here (records live under collection
-    UUIDs), but they are kept to what is safe in any path, key or log line anyway."""
-    if (
-        not name
-        or len(name) > 256
-        or name in (".", "..")
-        or name != name.strip()
-        or any(c in name for c in "/\\#")
-        or not name.isprintable()
-    ):
-        raise InvalidArgumentError(
-            f"Expected {what} name to be 1-256 printable characters without '/', '\\' or '#', "
-            f"not '.' or '..' and without surrounding spaces, got {name!r}"
-        )
-    return name
-
-
-def _page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
-    if limit is not None and limit < 0:
-        raise InvalidArgumentError(f"Expected limit to be a non-negative int, got {limit}")
-    if offset is not None and offset < 0:
-        raise InvalidArgumentError(f"Expected offset to be a non-negative int, got {offset}")
-    return limit, offset or 0
