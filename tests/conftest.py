@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,14 +22,15 @@ from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     import chromadb
     import httpx
-    from chromadb.api import ClientAPI
+    from chromadb.api import AsyncClientAPI, ClientAPI
 
     from chroma_serverless.catalog import Catalog
 
+T = TypeVar("T")
 
 # ---------------------------------------------------------------- storage seams
 
@@ -230,6 +232,30 @@ def chroma_client(server: Server, **settings: Any) -> ClientAPI:
         port=server.port,
         settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True, **settings),
     )
+
+
+def run_async(
+    server: Server, workflow: Callable[[AsyncClientAPI], Awaitable[T]], **settings: Any
+) -> T:
+    """``workflow`` with the official ``AsyncHttpClient`` on a fresh event loop; the client's
+    HTTP connections are closed and its system dropped from the client's cache afterwards."""
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+    from chromadb.config import Settings as ChromaSettings
+
+    async def main() -> T:
+        client = await chromadb.AsyncHttpClient(
+            host=server.host,
+            port=server.port,
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True, **settings),
+        )
+        try:
+            return await workflow(client)
+        finally:
+            await cast("Any", client)._server._cleanup()
+            SharedSystemClient._identifier_to_system.pop(cast("Any", client)._identifier, None)
+
+    return asyncio.run(main())
 
 
 def close_chroma_clients() -> None:

@@ -10,7 +10,7 @@ from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import check_scalar, is_scalar
 
 if TYPE_CHECKING:
-    from chroma_serverless.types import Collection
+    from chroma_serverless.types import Collection, Metadata
 
 MAX_KEY = 256  # metadata keys become column names
 NAME_RULE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]\Z")
@@ -56,6 +56,13 @@ def validate_metadata(metadata: object, what: str = "metadata", allow_none: bool
                 f"of those, got {value}"
             )
     return metadata or None
+
+
+def validate_collection_metadata(metadata: object, field: str) -> Metadata | None:
+    """A collection's metadata as sent in ``field``; ``{}`` is refused as Chroma's server does."""
+    if metadata == {}:
+        raise InvalidArgumentError(f"Validation error: {field}: Metadata cannot be empty")
+    return validate_metadata(metadata, "collection metadata")  # type: ignore[no-any-return]
 
 
 def to_json(collection: Collection) -> dict[str, Any]:

@@ -261,6 +261,8 @@ class LanceRecordStore:
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         table = self._open(collection.id)
+        if request.filter.ids is not None:
+            self._check_ids_exist(table, request.filter.ids)
         result = QueryResult(ids=[])
         include = request.include
         for name in ("distances", "embeddings", "documents", "uris", "metadatas"):
@@ -276,6 +278,21 @@ class LanceRecordStore:
                 if getattr(result, name) is not None:
                     getattr(result, name).append(getattr(page, name))
         return result
+
+    def _check_ids_exist(self, table: Any | None, ids: list[str]) -> None:
+        """A query restricted to ids must name existing records: Chroma's server fails such a
+        query (500 "Error finding id"); here it is the caller's error, naming the ids."""
+        found: set[str] = set()
+        if table is not None and ids:
+            data = self._select(table, to_sql(_ids_filter(ids), ()), [layout.ID])
+            found = set(data.column(layout.ID).to_pylist())
+        missing = [i for i in dict.fromkeys(ids) if i not in found]
+        if missing:
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            shown = ", ".join(missing[:10]) + more
+            raise InvalidArgumentError(
+                f"Error finding id: the query's ids name records that do not exist: {shown}"
+            )
 
     def _nearest(
         self, table: Any, collection: Collection, vector: Vectors, request: QueryRequest

@@ -11,6 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from chroma_serverless import (
+    checks,
     collection_configuration,
     collection_schema,
     collections,
@@ -79,13 +80,13 @@ class Service:
     # ------------------------------------------------------------------ tenants, databases
 
     def create_tenant(self, name: str) -> Tenant:
-        return self.catalog.create_tenant(_name(name, "tenant"))
+        return self.catalog.create_tenant(checks.tenant_name(name))
 
     def get_tenant(self, name: str) -> Tenant:
         return self.catalog.get_tenant(name)
 
     def create_database(self, tenant: str, name: str) -> Database:
-        return self.catalog.create_database(tenant, _name(name, "database"))
+        return self.catalog.create_database(tenant, checks.database_name(name))
 
     def get_database(self, tenant: str, name: str) -> Database:
         return self.catalog.get_database(tenant, name)
@@ -94,7 +95,7 @@ class Service:
         self, tenant: str, principal: Principal, limit: int | None, offset: int | None
     ) -> list[Database]:
         """The tenant's databases that ``principal`` may see, paged after that filter."""
-        limit, offset = _page(limit, offset)
+        limit, offset = checks.page(limit, offset)
         if ANY in principal.databases:
             return self.catalog.list_databases(tenant, limit, offset)
         visible = [
@@ -120,7 +121,7 @@ class Service:
         get_or_create: bool,
         schema: dict[str, Any] | None = None,
     ) -> Collection:
-        metadata = collections.validate_metadata(metadata, "collection metadata")
+        metadata = collections.validate_collection_metadata(metadata, "metadata")
         sent_schema = schema_validation.parse(schema)
         internal = collection_configuration.internal_configuration(configuration, metadata)
         reconciled = collection_schema.reconcile(sent_schema, internal)
@@ -145,7 +146,7 @@ class Service:
     def list_collections(
         self, tenant: str, database: str, limit: int | None, offset: int | None
     ) -> list[Collection]:
-        return self.catalog.list_collections(tenant, database, *_page(limit, offset))
+        return self.catalog.list_collections(tenant, database, *checks.page(limit, offset))
 
     def count_collections(self, tenant: str, database: str) -> int:
         return self.catalog.count_collections(tenant, database)
@@ -170,7 +171,7 @@ class Service:
         return self.catalog.update_collection(
             current.id,
             None if new_name is None else collections.validate_name(new_name),
-            collections.validate_metadata(new_metadata, "collection metadata"),
+            collections.validate_collection_metadata(new_metadata, "new_metadata"),
             configuration,
             schema,
         )
@@ -283,29 +284,3 @@ class Service:
                 f"Collection expecting embedding with dimension of {collection.dimension}, "
                 f"got {dimension}"
             )
-
-
-def _name(name: str, what: str) -> str:
-    """Tenant and database names: never storage paths here (records live under collection
-    UUIDs), but they are kept to what is safe in any path, key or log line anyway."""
-    if (
-        not name
-        or len(name) > 256
-        or name in (".", "..")
-        or name != name.strip()
-        or any(c in name for c in "/\\#")
-        or not name.isprintable()
-    ):
-        raise InvalidArgumentError(
-            f"Expected {what} name to be 1-256 printable characters without '/', '\\' or '#', "
-            f"not '.' or '..' and without surrounding spaces, got {name!r}"
-        )
-    return name
-
-
-def _page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
-    if limit is not None and limit < 0:
-        raise InvalidArgumentError(f"Expected limit to be a non-negative int, got {limit}")
-    if offset is not None and offset < 0:
-        raise InvalidArgumentError(f"Expected offset to be a non-negative int, got {offset}")
-    return limit, offset or 0

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from chroma_serverless import checks
 from chroma_serverless.collections import validate_metadata
 from chroma_serverless.errors import (
     BatchSizeExceededError,
@@ -115,12 +116,7 @@ class GetRecords(FilterBody):
     def request(self) -> GetRequest:
         if "distances" in self.include:
             raise InvalidArgumentError("Expected include to not contain distances for get")
-        if self.limit is not None and self.limit < 0:
-            raise InvalidArgumentError(f"Expected limit to be a non-negative int, got {self.limit}")
-        if self.offset is not None and self.offset < 0:
-            raise InvalidArgumentError(
-                f"Expected offset to be a non-negative int, got {self.offset}"
-            )
+        checks.page(self.limit, self.offset)
         return GetRequest(self.filter(), self.limit, self.offset or 0, tuple(self.include))
 
 
@@ -131,10 +127,7 @@ class QueryRecords(FilterBody):
     include: list[Include] = ["documents", "metadatas", "distances"]
 
     def request(self) -> QueryRequest:
-        if self.n_results <= 0:
-            raise InvalidArgumentError(
-                f"Expected n_results to be a positive int, got {self.n_results}"
-            )
+        checks.count(self.n_results, "n_results", minimum=1)
         if (self.query_embeddings is None) == (self.query_texts is None):
             raise InvalidArgumentError("Expected exactly one of query_embeddings or query_texts")
         embeddings = vectors(self.query_embeddings) if self.query_embeddings else _no_vectors()
@@ -151,8 +144,7 @@ class DeleteRecords(FilterBody):
             raise InvalidArgumentError(
                 "At least one of ids, where, or where_document must be provided in delete"
             )
-        if self.limit is not None and self.limit < 0:
-            raise InvalidArgumentError(f"Expected limit to be a non-negative int, got {self.limit}")
+        checks.count(self.limit, "limit")
         return DeleteRequest(self.filter(), self.limit)
 
 
