@@ -162,6 +162,22 @@ def test_update_renames_and_replaces(catalog: Catalog) -> None:
     assert catalog.get_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "new").id == created.id
 
 
+def test_schema_round_trips_and_updates(catalog: Catalog) -> None:
+    schema = {"defaults": {"int": {"int_inverted_index": {"enabled": False, "config": {}}}}}
+    schema["keys"] = {"k": {"float": {"float_inverted_index": {"enabled": True, "config": {}}}}}
+    created, _ = catalog.create_collection(new_collection("docs", schema=schema), False)
+    assert catalog.get_collection_by_id(created.id).schema == schema
+    listed = catalog.list_collections(DEFAULT_TENANT, DEFAULT_DATABASE, None, 0)
+    assert listed[0].schema == schema
+    changed = {**schema, "keys": {}}
+    updated = catalog.update_collection(created.id, None, None, {"hnsw": {}}, changed)
+    assert updated.schema == changed
+    catalog.set_dimension(created.id, 3)
+    kept = catalog.update_collection(created.id, "renamed", None, None)
+    assert (kept.schema, kept.dimension) == (changed, 3)
+    assert catalog.create_collection(new_collection("plain"), False)[0].schema is None
+
+
 def test_update_with_nothing_keeps_everything(catalog: Catalog) -> None:
     created, _ = catalog.create_collection(new_collection("same", metadata={"a": 1}), False)
     assert catalog.update_collection(created.id, None, None, None) == created

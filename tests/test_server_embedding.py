@@ -52,7 +52,9 @@ def client_vectors(built_model: Path, tmp_path: Path, texts: list[str]) -> Any:
 @pytest.mark.usefixtures("built_model")
 def test_documents_only_round_trip(api: TestClient) -> None:
     collection = create(api, "docs", configuration={"hnsw": {"space": "cosine"}})
-    assert collection["configuration_json"]["embedding_function"]["name"] == "default"
+    # Chroma reports no function for such a collection; like the official client, the server
+    # then embeds with the default one.
+    assert collection["configuration_json"]["embedding_function"] is None
     path = f"{DB}/collections/{collection['id']}"
     added = api.post(
         f"{path}/add", json={"ids": list(DOCUMENTS), "documents": list(DOCUMENTS.values())}
@@ -117,11 +119,16 @@ def test_client_side_functions_ask_for_vectors(api: TestClient) -> None:
         assert "send embeddings" in response.json()["message"]
 
 
-def test_unknown_functions_are_rejected_at_create(api: TestClient) -> None:
-    configuration = {"embedding_function": {"type": "known", "name": "no-such-model", "config": {}}}
-    response = api.post(f"{DB}/collections", json={"name": "docs", "configuration": configuration})
+def test_unknown_functions_are_kept_and_need_vectors_at_write(api: TestClient) -> None:
+    function = {"type": "known", "name": "no-such-model", "config": {"x": 1}}
+    collection = create(api, "docs", configuration={"embedding_function": function})
+    assert collection["configuration_json"]["embedding_function"] == function
+    path = f"{DB}/collections/{collection['id']}"
+    response = api.post(f"{path}/add", json={"ids": ["a"], "documents": ["x"]})
     assert response.status_code == 400
-    assert response.json()["message"] == "Unknown embedding function: no-such-model"
+    assert "send embeddings" in response.json()["message"]
+    added = api.post(f"{path}/add", json={"ids": ["a"], "embeddings": [[1.0, 2.0]]})
+    assert added.status_code == 201
 
 
 def test_missing_model_is_a_clear_400(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -389,7 +389,13 @@ def collection_router(service: Service, route_class: type[APIRoute]) -> APIRoute
     @router.post(DATABASE + "/collections")
     def create_collection(tenant: str, database: str, body: wire.CreateCollection) -> JSON:
         collection = service.create_collection(
-            tenant, database, body.name, body.metadata, body.configuration, body.get_or_create
+            tenant,
+            database,
+            body.name,
+            body.metadata,
+            body.configuration,
+            body.get_or_create,
+            body.schema_,
         )
         return JSON(collections.to_json(collection))
 

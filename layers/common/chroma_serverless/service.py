@@ -10,7 +10,13 @@ import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from chroma_serverless import checks, collections
+from chroma_serverless import (
+    checks,
+    collection_configuration,
+    collection_schema,
+    collections,
+    schema_validation,
+)
 from chroma_serverless.auth import can_see_database
 from chroma_serverless.errors import (
     ForbiddenError,
@@ -37,6 +43,9 @@ if TYPE_CHECKING:
         Tenant,
         Vectors,
     )
+
+
+DEFAULT_FUNCTION = {"type": "known", "name": "default", "config": {}}
 
 
 class Service:
@@ -110,15 +119,20 @@ class Service:
         metadata: dict[str, Any] | None,
         configuration: dict[str, Any] | None,
         get_or_create: bool,
+        schema: dict[str, Any] | None = None,
     ) -> Collection:
         metadata = collections.validate_collection_metadata(metadata, "metadata")
+        sent_schema = schema_validation.parse(schema)
+        internal = collection_configuration.internal_configuration(configuration, metadata)
+        reconciled = collection_schema.reconcile(sent_schema, internal)
         collection = Collection(
             id=str(uuid.uuid4()),
             name=collections.validate_name(name),
             tenant=tenant,
             database=database,
             metadata=metadata,
-            configuration=collections.new_configuration(configuration, metadata),
+            configuration=collection_schema.to_configuration(reconciled),
+            schema=reconciled,
         )
         stored, _ = self.catalog.create_collection(collection, get_or_create)
         return stored
@@ -147,11 +161,19 @@ class Service:
         new_configuration: dict[str, Any] | None,
     ) -> Collection:
         current = self.collection(tenant, database, collection_id)
+        schema = configuration = None
+        if new_configuration is not None:
+            schema = collection_schema.updated(
+                current.schema or collection_schema.from_configuration(current.configuration),
+                new_configuration,
+            )
+            configuration = collection_schema.to_configuration(schema)
         return self.catalog.update_collection(
             current.id,
             None if new_name is None else collections.validate_name(new_name),
             collections.validate_collection_metadata(new_metadata, "new_metadata"),
-            collections.updated_configuration(current.configuration, new_configuration),
+            configuration,
+            schema,
         )
 
     def delete_collection(self, tenant: str, database: str, name: str) -> None:
@@ -226,7 +248,9 @@ class Service:
     def _embed(collection: Collection, texts: list[str]) -> Vectors:
         from chroma_serverless import embedding
 
-        config = collection.configuration.get("embedding_function")
+        # A collection without a function is embedded with Chroma's default, as the official
+        # client itself does for it (its schema model defaults the function).
+        config = collection.configuration.get("embedding_function") or DEFAULT_FUNCTION
         try:
             function = embedding.resolve(config)
         except ValueError as exc:

@@ -89,6 +89,8 @@ class Collection:
     metadata: Metadata | None
     configuration: dict[str, Any]
     dimension: int | None = None
+    # Chroma's index layout (collection_schema.py); kept in agreement with ``configuration``.
+    schema: dict[str, Any] | None = None
 
     @property
     def space(self) -> Space:

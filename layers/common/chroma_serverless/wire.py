@@ -7,7 +7,7 @@ import binascii
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from chroma_serverless import checks
 from chroma_serverless.collections import validate_metadata
@@ -47,6 +47,8 @@ class CreateCollection(Body):
     name: str
     metadata: dict[str, Any] | None = None
     configuration: dict[str, Any] | None = None
+    # ``schema`` would shadow pydantic's BaseModel.schema(); the wire name is kept by the alias.
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     get_or_create: bool = False
 
 

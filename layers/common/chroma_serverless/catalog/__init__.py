@@ -1,4 +1,5 @@
-"""The catalog seam: tenants, databases and collections (ids, names, metadata, configuration).
+"""The catalog seam: tenants, databases and collections (ids, names, metadata, configuration,
+schema).
 
 Every implementation passes tests/test_catalog_contract.py. Uniqueness rules (tenant name,
 database name per tenant, collection name per database) are enforced by the store itself, never
@@ -67,8 +68,10 @@ class Catalog(Protocol):
         name: str | None,
         metadata: Metadata | None,
         configuration: dict[str, Any] | None,
+        schema: dict[str, Any] | None = None,
     ) -> Collection:
-        """Rename and/or replace metadata and configuration (``None`` keeps the current value).
+        """Rename and/or replace metadata, configuration and schema (``None`` keeps the
+        current value).
 
         Raises NotFoundError, or UniqueConstraintError if the new name is taken.
         """

@@ -296,6 +296,7 @@ class DynamoDbCatalog:
         name: str | None,
         metadata: Metadata | None,
         configuration: dict[str, Any] | None,
+        schema: dict[str, Any] | None = None,
     ) -> Collection:
         current_item = self._get(id_key(collection_id))
         if current_item is None:
@@ -310,6 +311,7 @@ class DynamoDbCatalog:
             metadata=current.metadata if metadata is None else metadata,
             configuration=current.configuration if configuration is None else configuration,
             dimension=current.dimension,
+            schema=current.schema if schema is None else schema,
         )
         item = _item(updated, database_id)
         # Every write is conditioned on the revision read above, so a concurrent update (or a
@@ -540,6 +542,8 @@ def _item(collection: Collection, database_id: str) -> dict[str, Any]:
         item["metadata"] = {"S": json.dumps(collection.metadata)}
     if collection.dimension is not None:
         item["dimension"] = {"N": str(collection.dimension)}
+    if collection.schema is not None:
+        item["schema"] = {"S": json.dumps(collection.schema)}
     return item
 
 
@@ -564,4 +568,5 @@ def _collection(item: dict[str, Any]) -> Collection:
         metadata=json.loads(item["metadata"]["S"]) if "metadata" in item else None,
         configuration=json.loads(item["configuration"]["S"]),
         dimension=int(item["dimension"]["N"]) if "dimension" in item else None,
+        schema=json.loads(item["schema"]["S"]) if "schema" in item else None,
     )

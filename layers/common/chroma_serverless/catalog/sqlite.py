@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS collections (
     metadata TEXT,
     configuration TEXT NOT NULL,
     dimension INTEGER,
+    schema TEXT,
     UNIQUE (database_id, name)
 );
 CREATE TABLE IF NOT EXISTS tokens (
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 """
 
 _COLLECTION_SELECT = """
-SELECT c.id, c.name, d.tenant, d.name, c.metadata, c.configuration, c.dimension
+SELECT c.id, c.name, d.tenant, d.name, c.metadata, c.configuration, c.dimension, c.schema
 FROM collections c JOIN databases d ON d.id = c.database_id
 """
 
@@ -63,7 +64,15 @@ class SqliteCatalog:
             if str(path) != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(SCHEMA)
+            self._add_schema_column()
         self._ensure_defaults()
+
+    def _add_schema_column(self) -> None:
+        """Catalog files written before collection schemas were kept lack the column; their
+        collections get a schema derived from their configuration when read."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(collections)")}
+        if "schema" not in columns:
+            self._conn.execute("ALTER TABLE collections ADD COLUMN schema TEXT")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn, self._lock)
@@ -152,7 +161,8 @@ class SqliteCatalog:
                 raise InvalidArgumentError(f"Database [{collection.database}] does not exist")
             try:
                 db.execute(
-                    "INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO collections (id, database_id, name, metadata, configuration, "
+                    "dimension, schema) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         collection.id,
                         row[0],
@@ -160,6 +170,7 @@ class SqliteCatalog:
                         _dump(collection.metadata),
                         json.dumps(collection.configuration),
                         collection.dimension,
+                        None if collection.schema is None else json.dumps(collection.schema),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -221,18 +232,22 @@ class SqliteCatalog:
         name: str | None,
         metadata: Metadata | None,
         configuration: dict[str, Any] | None,
+        schema: dict[str, Any] | None = None,
     ) -> Collection:
         with self._transaction() as db:
             current = self.get_collection_by_id(collection_id)
+            schema = current.schema if schema is None else schema
             try:
                 db.execute(
-                    "UPDATE collections SET name = ?, metadata = ?, configuration = ? WHERE id = ?",
+                    "UPDATE collections SET name = ?, metadata = ?, configuration = ?, schema = ? "
+                    "WHERE id = ?",
                     (
                         current.name if name is None else name,
                         _dump(current.metadata if metadata is None else metadata),
                         json.dumps(
                             current.configuration if configuration is None else configuration
                         ),
+                        None if schema is None else json.dumps(schema),
                         collection_id,
                     ),
                 )
@@ -343,7 +358,7 @@ def _dump(metadata: Metadata | None) -> str | None:
 
 
 def _collection(row: tuple[Any, ...]) -> Collection:
-    collection_id, name, tenant, database, metadata, configuration, dimension = row
+    collection_id, name, tenant, database, metadata, configuration, dimension, schema = row
     return Collection(
         id=collection_id,
         name=name,
@@ -352,4 +367,5 @@ def _collection(row: tuple[Any, ...]) -> Collection:
         metadata=None if metadata is None else json.loads(metadata),
         configuration=json.loads(configuration),
         dimension=dimension,
+        schema=None if schema is None else json.loads(schema),
     )
