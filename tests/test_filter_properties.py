@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chroma_serverless import filters
+from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.records import LanceRecordStore
 from chroma_serverless.types import (
     Collection,
@@ -233,16 +234,18 @@ def test_query_returns_nearest_oracle_matches(store: LanceRecordStore, data: st.
     case = data.draw(filter_cases(dataset))
     validate(case)
     matching = expected(dataset.records, case)
-
-    result = store.query(
-        collection,
-        QueryRequest(
-            embeddings=np.array([vector], dtype=np.float32),
-            n_results=n_results,
-            filter=to_filter(case),
-            include=("distances", "metadatas"),
-        ),
+    request = QueryRequest(
+        embeddings=np.array([vector], dtype=np.float32),
+        n_results=n_results,
+        filter=to_filter(case),
+        include=("distances", "metadatas"),
     )
+    if set(case.ids or ()) - set(dataset.ids):  # naming a missing record is an error
+        with pytest.raises(InvalidArgumentError, match="Error finding id"):
+            store.query(collection, request)
+        return
+
+    result = store.query(collection, request)
 
     (ids,) = result.ids
     assert len(ids) == len(set(ids))
