@@ -1,4 +1,5 @@
-"""The catalog seam: tenants, databases and collections (ids, names, metadata, configuration).
+"""The catalog seam: tenants, databases and collections (ids, names, metadata, configuration),
+plus the credentials auth checks (token hashes, Basic users' password hashes).
 
 Every implementation passes tests/test_catalog_contract.py. Uniqueness rules (tenant name,
 database name per tenant, collection name per database) are enforced by the store itself, never
@@ -10,7 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from chroma_serverless.types import Collection, Database, Metadata, Tenant, Token
+    from chroma_serverless.types import (
+        BasicCredential,
+        Collection,
+        Database,
+        Metadata,
+        Tenant,
+        Token,
+    )
 
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
@@ -91,6 +99,20 @@ class Catalog(Protocol):
     def revoke_token(self, token_id: str) -> Token:
         """Delete a token by its public id; raises NotFoundError."""
 
+    def create_basic_credential(self, credential: BasicCredential) -> None:
+        """Store a Basic user (its password hash, never the password); raises
+        UniqueConstraintError if the username is taken."""
+
+    def get_basic_credential(self, username: str) -> BasicCredential | None:
+        """The Basic user with this exact (case-sensitive) username, or ``None``."""
+
+    def list_basic_credentials(self) -> list[BasicCredential]:
+        """Every Basic user, ordered by username."""
+
+    def revoke_basic_credential(self, username: str) -> BasicCredential:
+        """Delete a Basic user; raises NotFoundError."""
+
     def reset(self) -> None:
         """Remove tenants, databases and collections, then recreate the default tenant and
-        database. Tokens survive a reset: it is an admin's action, not a lockout."""
+        database. Tokens and Basic users survive a reset: it is an admin's action, not a
+        lockout."""
