@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--auth",
         action="store_true",
-        help="require bearer tokens (create them with `chroma-serverless tokens create`)",
+        help="require credentials: bearer tokens or Basic users (`chroma-serverless tokens "
+        "create`, `chroma-serverless users create`)",
     )
     run.add_argument(
         "--aws-local",
