@@ -49,6 +49,8 @@ class BasicServer(AuthServer):
             capture_output=True,
             text=True,
             check=False,
+            # No controlling terminal, so --prompt's getpass falls back to reading stdin.
+            start_new_session=True,
         )
         self.outputs.append(done.stdout + done.stderr)
         return done
@@ -145,34 +147,40 @@ def admin_client(basic: BasicServer, user: str) -> AdminAPI:
 
 
 def run_async(
-    basic: BasicServer, user: str, workflow: Callable[[AsyncClientAPI], Awaitable[Any]]
+    basic: BasicServer,
+    user: str,
+    workflow: Callable[[AsyncClientAPI], Awaitable[Any]],
+    password: str | None = None,
 ) -> Any:
     """``workflow`` on the official AsyncHttpClient. chromadb 1.5.9's async client ignores
     ``chroma_client_auth_provider``, so the provider's own headers are passed as ``headers=``."""
     import chromadb
-    from chromadb.api.shared_system_client import SharedSystemClient
+    from chromadb.api.async_fastapi import AsyncFastAPI
     from chromadb.auth.basic_authn import BasicAuthClientProvider
     from chromadb.config import Settings, System
 
-    provider = BasicAuthClientProvider(
-        System(Settings(**provider_settings(user, basic.passwords[user])))
-    )
+    credentials = provider_settings(user, password or basic.passwords[user])
+    provider = BasicAuthClientProvider(System(Settings(**credentials)))
     headers = {name: value.get_secret_value() for name, value in provider.authenticate().items()}
 
     async def main() -> Any:
-        client = await chromadb.AsyncHttpClient(
-            host=basic.server.host,
-            port=basic.server.port,
-            tenant="acme",
-            database="main",
-            headers=headers,
-            settings=Settings(anonymized_telemetry=False),
-        )
         try:
+            client = await chromadb.AsyncHttpClient(
+                host=basic.server.host,
+                port=basic.server.port,
+                tenant="acme",
+                database="main",
+                headers=headers,
+                settings=Settings(anonymized_telemetry=False),
+            )
             return await workflow(client)
         finally:
-            await client._server._cleanup()  # type: ignore[attr-defined]
-            SharedSystemClient._identifier_to_system.pop(client._identifier, None)  # type: ignore[attr-defined]
+            # The client keeps its httpx clients in a class-level dict keyed by event loop and
+            # shared by every instance, even one whose construction failed: close them all
+            # before this loop closes, or the next run meets a client of a dead loop (or, when
+            # the loop's hash repeats, one sending the previous user's header).
+            while AsyncFastAPI._clients:
+                await AsyncFastAPI._clients.popitem()[1].aclose()
 
     return asyncio.run(main())
 
@@ -259,13 +267,9 @@ def test_sync_client_with_a_wrong_password_is_refused(basic: BasicServer) -> Non
 def test_async_client_with_a_wrong_password_is_refused(basic: BasicServer) -> None:
     from chromadb.errors import AuthorizationError
 
-    real = basic.passwords["walt"]
-    basic.passwords["walt"] = real + "x"
-    try:
-        with pytest.raises(AuthorizationError):
-            run_async(basic, "walt", lambda client: client.heartbeat())
-    finally:
-        basic.passwords["walt"] = real
+    wrong = basic.passwords["walt"] + "x"
+    with pytest.raises(AuthorizationError):
+        run_async(basic, "walt", lambda client: client.heartbeat(), wrong)
 
 
 def raw_basic(credentials: bytes) -> bytes:
@@ -370,6 +374,20 @@ def test_users_cli_lists_scopes_and_refuses_bad_input(basic: BasicServer) -> Non
         "rita",
         "walt",
     ]
+
+
+def test_users_cli_prompts_twice_for_a_chosen_password(basic: BasicServer) -> None:
+    scope = ("--tenant", "acme", "--databases", "main", "--role", "reader")
+    differ = basic.users_cli("create", "--user", "pat", *scope, "--prompt", stdin="one-pass\nx\n")
+    assert differ.returncode != 0 and "differ" in differ.stderr
+    same = basic.users_cli("create", "--user", "pat", *scope, "--prompt", stdin="pat-pass\n" * 2)
+    assert same.returncode == 0, same.stderr
+    assert "pat-pass" not in same.stdout
+    basic.passwords["pat"] = "pat-pass"
+    with httpx.Client(base_url=basic.server.url) as http:
+        identity = http.get(f"{API}/auth/identity", headers=basic.basic("pat"))
+    assert identity.json()["user_id"] == "pat"
+    assert basic.users_cli("revoke", "pat").returncode == 0
 
 
 def test_passwords_never_reach_the_log_or_later_cli_output(basic: BasicServer) -> None:
