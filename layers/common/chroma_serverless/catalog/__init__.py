@@ -1,9 +1,11 @@
-"""The catalog seam: tenants, databases and collections (ids, names, metadata, configuration),
-plus the credentials auth checks (token hashes, Basic users' password hashes).
+"""The catalog seam: tenants, databases and collections (ids, names, metadata, configuration).
 
 Every implementation passes tests/test_catalog_contract.py. Uniqueness rules (tenant name,
 database name per tenant, collection name per database) are enforced by the store itself, never
 by a read-then-write in the caller, so concurrent creates cannot both win.
+
+It also keeps what auth checks: token hashes, and Basic users (unique usernames) with their
+password hashes; neither a token's secret nor a password is ever stored.
 """
 
 from __future__ import annotations
