@@ -11,7 +11,7 @@ import pytest
 from chroma_serverless.auth import hash_token
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.types import Collection, Principal, Token
+from chroma_serverless.types import BasicCredential, Collection, Principal, Token
 
 if TYPE_CHECKING:
     from chroma_serverless.catalog import Catalog
@@ -273,6 +273,62 @@ def test_tokens_survive_a_reset(catalog: Catalog) -> None:
     catalog.create_token(token)
     catalog.reset()
     assert catalog.get_token(token.hash) == token
+
+
+def basic_user(username: str, role: str = "reader") -> BasicCredential:
+    return BasicCredential(
+        username=username,
+        password_hash=f"scrypt$32768$8$1${username}-salt$key",  # opaque to the catalog
+        principal=Principal(username, "acme", ("db1", "db2"), role),  # type: ignore[arg-type]
+        created_at="2026-11-30T00:00:00+00:00",
+    )
+
+
+def test_basic_users_are_found_by_exact_username_listed_and_revoked(catalog: Catalog) -> None:
+    bob, alice = basic_user("bob", "admin"), basic_user("alice@example.com")
+    catalog.create_basic_credential(bob)
+    catalog.create_basic_credential(alice)
+    assert catalog.get_basic_credential("bob") == bob
+    assert catalog.get_basic_credential("Bob") is None  # usernames are case-sensitive
+    assert catalog.get_basic_credential("carol") is None
+    assert catalog.list_basic_credentials() == [alice, bob]
+    assert catalog.revoke_basic_credential("bob") == bob
+    assert catalog.get_basic_credential("bob") is None
+    assert catalog.list_basic_credentials() == [alice]
+    with pytest.raises(NotFoundError):
+        catalog.revoke_basic_credential("bob")
+
+
+def test_a_username_is_unique(catalog: Catalog) -> None:
+    catalog.create_basic_credential(basic_user("bob"))
+    with pytest.raises(UniqueConstraintError):
+        catalog.create_basic_credential(basic_user("bob", "admin"))
+    assert catalog.get_basic_credential("bob") == basic_user("bob")
+
+
+def test_concurrent_creates_of_one_username_yield_one_user(catalog: Catalog) -> None:
+    def create(role: str) -> bool:
+        try:
+            catalog.create_basic_credential(basic_user("bob", role))
+        except UniqueConstraintError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(create, ["reader", "writer", "admin"] * 4))
+    assert created.count(True) == 1
+    assert len(catalog.list_basic_credentials()) == 1
+
+
+def test_basic_users_survive_a_reset_and_stay_apart_from_tokens(catalog: Catalog) -> None:
+    user, token = basic_user("keep"), stored_token("keep-me")
+    catalog.create_basic_credential(user)
+    catalog.create_token(token)
+    catalog.reset()
+    assert catalog.get_basic_credential("keep") == user
+    assert catalog.list_tokens() == [token]
+    assert catalog.list_basic_credentials() == [user]
+    assert catalog.all_collections() == []
 
 
 def test_all_collections_spans_tenants_and_databases(catalog: Catalog) -> None:

@@ -283,7 +283,7 @@ PUBLIC_ROUTES = frozenset({"heartbeat", "version", "pre_flight_checks", "healthc
 
 def guarded_route(authenticator: Authenticator) -> type[APIRoute]:
     """A route class that authenticates and authorizes from the path before anything else runs
-    (before the body is even parsed): 401 for no or unknown token, 403 outside the scope."""
+    (before the body is even parsed): 401 for no or unknown credentials, 403 outside the scope."""
 
     class GuardedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

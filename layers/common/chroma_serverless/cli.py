@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--auth",
         action="store_true",
-        help="require bearer tokens (create them with `chroma-serverless tokens create`)",
+        help="require credentials: bearer tokens or Basic users (`chroma-serverless tokens "
+        "create`, `chroma-serverless users create`)",
     )
     run.add_argument(
         "--aws-local",
@@ -55,6 +56,29 @@ def main(argv: list[str] | None = None) -> int:
     actions.add_parser("list", help="list tokens (ids and scopes, never secrets)")
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id")
+    users = commands.add_parser(
+        "users",
+        help="manage HTTP Basic users (username + password) in the catalog, located as for tokens",
+    )
+    users.add_argument("--path", type=Path, help="embedded data directory (default ./data)")
+    user_actions = users.add_subparsers(dest="action", required=True)
+    add_user = user_actions.add_parser(
+        "create", help="create a user; unless chosen, a password is generated and printed once"
+    )
+    add_user.add_argument("--user", required=True, help="username (also the principal's user id)")
+    add_user.add_argument("--tenant", default="*", help="tenant, or * for every tenant")
+    add_user.add_argument(
+        "--databases", default="*", help="comma-separated databases, or * for every database"
+    )
+    add_user.add_argument("--role", choices=ROLES, required=True)
+    chosen = add_user.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin's first line"
+    )
+    chosen.add_argument("--prompt", action="store_true", help="ask for the password (no echo)")
+    user_actions.add_parser("list", help="list users and scopes (never passwords or hashes)")
+    remove_user = user_actions.add_parser("revoke", help="delete a user by username")
+    remove_user.add_argument("username")
     maintain = commands.add_parser(
         "maintain", help="build/refresh indexes, compact and clean old versions now"
     )
@@ -67,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.replace(path=args.path)
     if args.command == "tokens":
         return manage_tokens(settings, args)
+    if args.command == "users":
+        return manage_users(settings, args)
     if args.command == "maintain":
         return run_maintenance(settings, args.collection)
     if args.allow_reset:
@@ -117,6 +143,47 @@ def manage_tokens(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def manage_users(settings: Settings, args: argparse.Namespace) -> int:
+    from chroma_serverless import auth
+    from chroma_serverless.app import build_catalog
+    from chroma_serverless.errors import ChromaError
+
+    catalog = build_catalog(settings)
+    try:
+        if args.action == "create":
+            databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+            principal = auth.new_principal(args.user, args.tenant, databases, args.role)
+            password, _ = auth.add_basic_user(catalog, principal, _chosen_password(args))
+            print(f"created {_describe(principal)}")
+            if not (args.password_stdin or args.prompt):
+                print("password (shown once, store it now):")
+                print(password)
+        elif args.action == "list":
+            for user in catalog.list_basic_credentials():
+                print(f"{user.username}  {_describe(user.principal)}  created {user.created_at}")
+        else:
+            user = catalog.revoke_basic_credential(args.username)
+            print(f"revoked {_describe(user.principal)}")
+    except ChromaError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _chosen_password(args: argparse.Namespace) -> str | None:
+    """The password given on stdin or at a prompt; ``None`` to generate one."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not args.prompt:
+        return None
+    import getpass
+
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        sys.exit("error: the passwords differ")
+    return password
 
 
 def _describe(principal: Principal) -> str:

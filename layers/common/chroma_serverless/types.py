@@ -50,6 +50,17 @@ class Token:
 
 
 @dataclass(frozen=True)
+class BasicCredential:
+    """A stored HTTP Basic user: the username is unique and is the principal's user id; only a
+    salted scrypt hash of the password is kept (``passwords.py`` encodes it with its parameters)."""
+
+    username: str
+    password_hash: str
+    principal: Principal
+    created_at: str
+
+
+@dataclass(frozen=True)
 class IndexPolicy:
     """When a collection gets its ANN index and how queries use it (chosen by measurement:
     bench/index_sweep.py; see the README)."""

@@ -4,6 +4,9 @@ schema).
 Every implementation passes tests/test_catalog_contract.py. Uniqueness rules (tenant name,
 database name per tenant, collection name per database) are enforced by the store itself, never
 by a read-then-write in the caller, so concurrent creates cannot both win.
+
+It also keeps what auth checks: token hashes, and Basic users (unique usernames) with their
+password hashes; neither a token's secret nor a password is ever stored.
 """
 
 from __future__ import annotations
@@ -11,7 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from chroma_serverless.types import Collection, Database, Metadata, Tenant, Token
+    from chroma_serverless.types import (
+        BasicCredential,
+        Collection,
+        Database,
+        Metadata,
+        Tenant,
+        Token,
+    )
 
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
@@ -94,6 +104,20 @@ class Catalog(Protocol):
     def revoke_token(self, token_id: str) -> Token:
         """Delete a token by its public id; raises NotFoundError."""
 
+    def create_basic_credential(self, credential: BasicCredential) -> None:
+        """Store a Basic user (its password hash, never the password); raises
+        UniqueConstraintError if the username is taken."""
+
+    def get_basic_credential(self, username: str) -> BasicCredential | None:
+        """The Basic user with this exact (case-sensitive) username, or ``None``."""
+
+    def list_basic_credentials(self) -> list[BasicCredential]:
+        """Every Basic user, ordered by username."""
+
+    def revoke_basic_credential(self, username: str) -> BasicCredential:
+        """Delete a Basic user; raises NotFoundError."""
+
     def reset(self) -> None:
         """Remove tenants, databases and collections, then recreate the default tenant and
-        database. Tokens survive a reset: it is an admin's action, not a lockout."""
+        database. Tokens and Basic users survive a reset: it is an admin's action, not a
+        lockout."""

@@ -10,6 +10,8 @@ tenant                         ``TENANT#<tenant>``         ``TENANT``
 database                       ``TENANT#<tenant>``         ``DATABASE#<name>``
 collection, by name            ``DATABASE#<database id>``  ``COLLECTION#<name>``
 collection, by id              ``COLLECTION#<id>``         ``COLLECTION``
+token                          ``TOKEN#<sha-256>``         ``TOKEN``
+Basic user                     ``BASIC#<username>``        ``BASIC``
 =============================  ==========================  ====================================
 
 A tenant's databases are one Query (sorted by name), a database's collections another. Both
@@ -18,7 +20,8 @@ on the name item not existing (uniqueness per database) and on the database item
 collection can be created in a database being deleted). Database ids are UUIDs, so a database
 deleted and recreated under the same name never inherits old collections. Metadata and
 configuration are stored as JSON strings so ints, floats and bools keep their exact types.
-A presented token is found with one GetItem on its hash; the secret itself is never stored.
+A presented token is found with one GetItem on its hash, a Basic user with one on its username;
+neither a token's secret nor a password is ever stored (a user's item holds a salted scrypt hash).
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from botocore.exceptions import ClientError
 
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.types import Collection, Database, Principal, Tenant, Token
+from chroma_serverless.types import (
+    BasicCredential,
+    Collection,
+    Database,
+    Principal,
+    Tenant,
+    Token,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -73,6 +83,14 @@ def id_key(collection_id: str) -> dict[str, Any]:
 
 def token_key(token_hash: str) -> dict[str, Any]:
     return {"pk": {"S": f"TOKEN#{token_hash}"}, "sk": {"S": "TOKEN"}}
+
+
+def basic_key(username: str) -> dict[str, Any]:
+    return {"pk": {"S": f"BASIC#{username}"}, "sk": {"S": "BASIC"}}
+
+
+# Items a reset keeps: credentials are not data (an admin's reset must not lock everyone out).
+CREDENTIAL_PREFIXES = ("TOKEN#", "BASIC#")
 
 
 class DynamoDbCatalog:
@@ -455,14 +473,60 @@ class DynamoDbCatalog:
                 return token
         raise NotFoundError(f"Token [{token_id}] does not exist")
 
+    # ------------------------------------------------------------------ basic credentials
+
+    def create_basic_credential(self, credential: BasicCredential) -> None:
+        principal = credential.principal
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **basic_key(credential.username),
+                    "password_hash": {"S": credential.password_hash},
+                    "tenant": {"S": principal.tenant},
+                    "databases": {"L": [{"S": d} for d in principal.databases]},
+                    "role": {"S": principal.role},
+                    "created_at": {"S": credential.created_at},
+                },
+                ConditionExpression=NOT_EXISTS,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                message = f"User [{credential.username}] already exists"
+                raise UniqueConstraintError(message) from exc
+            raise
+
+    def get_basic_credential(self, username: str) -> BasicCredential | None:
+        item = self._get(basic_key(username))
+        return None if item is None else _basic_credential(item)
+
+    def list_basic_credentials(self) -> list[BasicCredential]:
+        credentials = [_basic_credential(item) for item in self._scan("BASIC#")]
+        return sorted(credentials, key=lambda c: c.username)
+
+    def revoke_basic_credential(self, username: str) -> BasicCredential:
+        try:
+            response = self._db.delete_item(
+                TableName=self._table,
+                Key=basic_key(username),
+                ConditionExpression=EXISTS,
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise NotFoundError(f"User [{username}] does not exist") from exc
+            raise
+        return _basic_credential(response["Attributes"])
+
     def reset(self) -> None:
         for item in self._scan():
-            if not item["pk"]["S"].startswith("TOKEN#"):
+            if not item["pk"]["S"].startswith(CREDENTIAL_PREFIXES):
                 self._db.delete_item(TableName=self._table, Key={k: item[k] for k in ("pk", "sk")})
         self._ensure_defaults()
 
     def _scan(self, prefix: str | None = None) -> list[dict[str, Any]]:
-        """Every item, or those whose pk starts with ``prefix`` (admin paths: reset, tokens)."""
+        """Every item, or those whose pk starts with ``prefix`` (admin paths: reset,
+        credential listings)."""
         extra: dict[str, Any] = {}
         if prefix is not None:
             extra = {
@@ -557,6 +621,17 @@ def _token(item: dict[str, Any]) -> Token:
     return Token(
         item["id"]["S"], item["pk"]["S"].removeprefix("TOKEN#"), principal, item["created_at"]["S"]
     )
+
+
+def _basic_credential(item: dict[str, Any]) -> BasicCredential:
+    username = item["pk"]["S"].removeprefix("BASIC#")
+    principal = Principal(
+        username,
+        item["tenant"]["S"],
+        tuple(d["S"] for d in item["databases"]["L"]),
+        item["role"]["S"],
+    )
+    return BasicCredential(username, item["password_hash"]["S"], principal, item["created_at"]["S"])
 
 
 def _collection(item: dict[str, Any]) -> Collection:

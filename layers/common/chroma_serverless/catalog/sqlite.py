@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.types import Collection, Database, Principal, Tenant, Token
+from chroma_serverless.types import (
+    BasicCredential,
+    Collection,
+    Database,
+    Principal,
+    Tenant,
+    Token,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,6 +46,14 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    databases TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS basic_credentials (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
     tenant TEXT NOT NULL,
     databases TEXT NOT NULL,
     role TEXT NOT NULL,
@@ -313,6 +328,44 @@ class SqliteCatalog:
             db.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
         return _token(row)
 
+    # ------------------------------------------------------------------ basic credentials
+
+    def create_basic_credential(self, credential: BasicCredential) -> None:
+        principal = credential.principal
+        with self._transaction() as db:
+            try:
+                db.execute(
+                    "INSERT INTO basic_credentials VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        credential.username,
+                        credential.password_hash,
+                        principal.tenant,
+                        json.dumps(principal.databases),
+                        principal.role,
+                        credential.created_at,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise UniqueConstraintError(f"User [{credential.username}] already exists") from exc
+
+    def get_basic_credential(self, username: str) -> BasicCredential | None:
+        with self._transaction() as db:
+            row = db.execute(_BASIC_SELECT + "WHERE username = ?", (username,)).fetchone()
+        return None if row is None else _basic_credential(row)
+
+    def list_basic_credentials(self) -> list[BasicCredential]:
+        with self._transaction() as db:
+            rows = db.execute(_BASIC_SELECT + "ORDER BY username").fetchall()
+        return [_basic_credential(row) for row in rows]
+
+    def revoke_basic_credential(self, username: str) -> BasicCredential:
+        with self._transaction() as db:
+            row = db.execute(_BASIC_SELECT + "WHERE username = ?", (username,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"User [{username}] does not exist")
+            db.execute("DELETE FROM basic_credentials WHERE username = ?", (username,))
+        return _basic_credential(row)
+
     def reset(self) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM collections")
@@ -351,6 +404,17 @@ def _token(row: tuple[Any, ...]) -> Token:
     token_hash, token_id, user_id, tenant, databases, role, created_at = row
     principal = Principal(user_id, tenant, tuple(json.loads(databases)), role)
     return Token(token_id, token_hash, principal, created_at)
+
+
+_BASIC_SELECT = (
+    "SELECT username, password_hash, tenant, databases, role, created_at FROM basic_credentials "
+)
+
+
+def _basic_credential(row: tuple[Any, ...]) -> BasicCredential:
+    username, password_hash, tenant, databases, role, created_at = row
+    principal = Principal(username, tenant, tuple(json.loads(databases)), role)
+    return BasicCredential(username, password_hash, principal, created_at)
 
 
 def _dump(metadata: Metadata | None) -> str | None:
