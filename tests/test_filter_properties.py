@@ -26,6 +26,7 @@ from chroma_serverless.types import (
     DeleteRequest,
     Filter,
     GetRequest,
+    IndexPolicy,
     QueryRequest,
     RecordBatch,
 )
@@ -48,10 +49,15 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> LanceRecordStore:
-    """One store for the module; every example writes its own collection (a new table)."""
-    return LanceRecordStore(str(tmp_path_factory.mktemp("filter-properties")))
+@pytest.fixture(scope="module", params=["engine", "memory"])
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> LanceRecordStore:
+    """One store per read path for the module; every example writes its own collection (a new
+    table). Small tables are read from memory snapshots unless ``memory_rows`` is 0, when every
+    filter goes to the engine as SQL: both paths must agree with the oracle."""
+    policy = IndexPolicy(memory_rows=0 if request.param == "engine" else 10_000)
+    return LanceRecordStore(str(tmp_path_factory.mktemp("filter-properties")), policy=policy)
 
 
 def new_collection(dimension: int) -> Collection:

@@ -276,7 +276,7 @@ class _Translator:
         (``n > 1.5`` is ``n > 1``); a float with no int equal to it matches nothing.
         """
         if column is None or sign == "=":
-            return cls._compare(column, sign, [int(v) for v in values if _is_int64(v)])
+            return cls._compare(column, sign, [int(v) for v in values if is_int64(v)])
         (value,) = values
         bound = math.floor(value) if sign in (">", "<=") else math.ceil(value)
         if bound > INT64_MAX:
@@ -286,7 +286,7 @@ class _Translator:
         return f"{column} {sign} {sql_literal(bound)}"
 
 
-def _is_int64(value: int | float) -> bool:
+def is_int64(value: int | float) -> bool:
     if isinstance(value, float) and not value.is_integer():
         return False
     return INT64_MIN <= value <= INT64_MAX

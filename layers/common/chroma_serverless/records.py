@@ -25,6 +25,8 @@ from lancedb.index import Bitmap, BTree, IvfPq, LabelList
 from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import to_sql
+from chroma_serverless.masks import row_mask
+from chroma_serverless.snapshot import Snapshot, SnapshotCache
 from chroma_serverless.types import Filter, GetResult, IndexPolicy, QueryResult
 
 if TYPE_CHECKING:
@@ -137,6 +139,7 @@ class LanceRecordStore:
         # id from being reused by another handle while the entry lives.
         self._snapshots: dict[int, tuple[Any, int, tuple[list[str], list[Any]]]] = {}
         self._lock = threading.Lock()
+        self._memory = SnapshotCache(self.policy.memory_mb * 2**20)
 
     # ------------------------------------------------------------------ writes
 
@@ -204,6 +207,7 @@ class LanceRecordStore:
         with self._lock:
             self._tables.pop(collection_id, None)
             self._snapshots.clear()
+        self._memory.discard(collection_id)
         with contextlib.suppress(ValueError):  # "Table ... was not found"
             self._db.drop_table(collection_id)
 
@@ -211,6 +215,7 @@ class LanceRecordStore:
         with self._lock:
             self._tables.clear()
             self._snapshots.clear()
+        self._memory.clear()
         self._db.drop_all_tables()
 
     def collection_ids(self) -> list[str]:
@@ -233,6 +238,12 @@ class LanceRecordStore:
         table = self._open(collection.id)
         if table is None or request.limit == 0:
             return _get_result([], request.include)
+        snapshot = self._in_memory(collection.id, table)
+        mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
+        if snapshot is not None and mask is not None:
+            columns = _columns(snapshot.data.column_names, request.include)
+            rows = snapshot.rows(mask, request.offset, request.limit, columns)
+            return _get_result(_records(rows), request.include)
         columns = _columns(self._names(table), request.include)
         predicate = to_sql(request.filter, self._names(table))
         if request.offset == 0 and request.limit is None:
@@ -268,8 +279,17 @@ class LanceRecordStore:
         for name in ("distances", "embeddings", "documents", "uris", "metadatas"):
             if name in include:
                 setattr(result, name, [])
+        snapshot = None if table is None else self._in_memory(collection.id, table)
+        mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
         for vector in request.embeddings:
-            records = [] if table is None else self._nearest(table, collection, vector, request)
+            if snapshot is not None and mask is not None:
+                columns = _columns(snapshot.data.column_names, include)
+                found = snapshot.nearest(vector, request.n_results, mask, collection.space, columns)
+                records = _records(found)
+            elif table is not None:
+                records = self._nearest(table, collection, vector, request)
+            else:
+                records = []
             result.ids.append([r["id"] for r in records])
             if result.distances is not None:
                 result.distances.append([r[layout.DISTANCE] for r in records])
@@ -278,6 +298,20 @@ class LanceRecordStore:
                 if getattr(result, name) is not None:
                     getattr(result, name).append(getattr(page, name))
         return result
+
+    def _in_memory(self, collection_id: str, table: Any) -> Snapshot | None:
+        """The table's current version in memory, if it is small enough to hold."""
+        version = table.version
+        snapshot = self._memory.get(collection_id, version)
+        if snapshot is not None:
+            return snapshot
+        if int(table.count_rows()) > self.policy.memory_rows:
+            self._memory.discard(collection_id)
+            return None
+        with _engine_errors():
+            snapshot = Snapshot(version, table.to_arrow())
+        self._memory.put(collection_id, snapshot)
+        return snapshot
 
     def _check_ids_exist(self, table: Any | None, ids: list[str]) -> None:
         """A query restricted to ids must name existing records: Chroma's server fails such a

@@ -77,6 +77,8 @@ class IndexPolicy:
     exact_filter_rows: int = 2_000  # filters matching at most this many rows search exactly
     retention_seconds: int = 600  # old versions kept this long for readers still on them
     fragment_target: int = 8  # compact when a table has more fragments than this
+    memory_rows: int = 10_000  # tables up to this many rows are read from an in-memory snapshot
+    memory_mb: int = 256  # ... and all snapshots of a process take at most this much memory
 
 
 @dataclass(frozen=True)
