@@ -54,6 +54,7 @@ KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.i
 SCHEMA_RETRIES = 10
 REGEX_ERRORS = ("regex parse error", "Regular expression did not compile")
 WRITE_RETRIES = 5
+DROP_RETRIES = 5
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -107,11 +108,12 @@ class RecordStore(Protocol):
         """(rows in the vector index, rows searched by scan); all rows count as indexed while
         the collection is below the index threshold, since exact search is then the plan."""
 
-    def drop(self, collection_id: str) -> None:
-        """Remove every record of a collection; a no-op if it has none."""
+    def drop(self, collection_id: str) -> bool:
+        """Remove every record of a collection (a no-op if it has none); ``False`` if some
+        storage could not be removed yet (a concurrent maintainer), left for the sweep."""
 
-    def reset(self) -> None:
-        """Remove the records of every collection."""
+    def reset(self) -> bool:
+        """Remove the records of every collection; ``False`` as :meth:`drop`."""
 
     def collection_ids(self) -> list[str]:
         """Ids of the collections that have stored records."""
@@ -200,18 +202,41 @@ class LanceRecordStore:
             result = table.delete(predicate or "TRUE")
         return int(result.num_deleted_rows)
 
-    def drop(self, collection_id: str) -> None:
+    def drop(self, collection_id: str) -> bool:
+        """Remove the table; ``False`` if files remain after a few tries.
+
+        A maintainer (here or in another process) may be writing index or compaction files into
+        the table meanwhile: locally removing the directory then fails ("Directory not empty"),
+        on S3 objects written after the prefix listing survive it. Retrying covers the first;
+        whatever a maintainer writes later it removes itself once it sees the collection gone
+        (``maintenance.maintain``), and the sweep removes anything else.
+        """
         with self._lock:
             self._tables.pop(collection_id, None)
             self._snapshots.clear()
-        with contextlib.suppress(ValueError):  # "Table ... was not found"
-            self._db.drop_table(collection_id)
+        for attempt in range(DROP_RETRIES):
+            try:
+                self._db.drop_table(collection_id)
+            except ValueError as exc:
+                if "was not found" in str(exc):  # never written, or already dropped
+                    return True
+            except (RuntimeError, OSError):
+                pass
+            else:
+                return True
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+        return False
 
-    def reset(self) -> None:
+    def reset(self) -> bool:
+        """Remove every table; ``False`` if some files remain (see :meth:`drop`)."""
         with self._lock:
             self._tables.clear()
             self._snapshots.clear()
-        self._db.drop_all_tables()
+        try:
+            self._db.drop_all_tables()
+        except (RuntimeError, OSError, ValueError):  # a maintainer writing: one table at a time
+            return all([self.drop(collection_id) for collection_id in self.collection_ids()])
+        return True
 
     def collection_ids(self) -> list[str]:
         ids: list[str] = []
@@ -375,8 +400,10 @@ class LanceRecordStore:
             return rows, 0
         return 0, rows
 
+    @_retry_on_conflict
     def maintain(self, collection: Collection) -> dict[str, Any]:
-        """Index, compact and clean one collection; safe to run while others read and write.
+        """Index, compact and clean one collection; safe to run while others read and write
+        (a write committed between its steps makes it start over, from what is already built).
 
         Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows, a scalar
         index on every metadata column (BTree; Bitmap for bools; LabelList for lists) and on
