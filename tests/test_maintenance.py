@@ -310,3 +310,47 @@ def test_deleting_collections_while_they_are_maintained(
     # Everything the maintainer wrote into a dropped table, it removed itself.
     assert maintainer.records.collection_ids() == []
     assert maintain_all(maintainer) == []
+
+
+def test_a_delete_whose_files_cannot_be_removed_yet_succeeds_and_the_sweep_finishes_it(
+    service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a collection whose directory a maintainer keeps writing into while it is deleted
+    collection = fill(service, "docs", rows=3)
+    store = service.records
+    assert isinstance(store, LanceRecordStore)
+    drop_table = store._db.drop_table
+
+    def busy(name: str) -> None:
+        raise RuntimeError("lance error: LanceError(IO): Directory not empty (os error 39)")
+
+    monkeypatch.setattr(store._db, "drop_table", busy)
+
+    # WHEN it is deleted, THEN the delete succeeds and the collection is gone for the user
+    with caplog.at_level(logging.INFO, logger="chroma_serverless"):
+        service.delete_collection("default_tenant", "default_database", "docs")
+    assert service.list_collections("default_tenant", "default_database", None, None) == []
+    assert errors_logged(caplog) == []
+    assert store.collection_ids() == [collection.id]
+
+    # AND once the files can be removed, the sweep removes them
+    monkeypatch.setattr(store._db, "drop_table", drop_table)
+    assert maintain_all(service) == [{"collection": collection.id, "dropped": "orphan"}]
+    assert store.collection_ids() == []
+
+
+def test_a_reset_racing_a_maintainer_still_resets(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(service, "one", rows=3)
+    fill(service, "two", rows=3)
+    store = service.records
+    assert isinstance(store, LanceRecordStore)
+
+    def busy() -> None:
+        raise RuntimeError("lance error: LanceError(IO): Directory not empty (os error 39)")
+
+    monkeypatch.setattr(store._db, "drop_all_tables", busy)  # fails once, tables one by one then
+    assert service.reset() is True
+    assert store.collection_ids() == []
+    assert service.list_collections("default_tenant", "default_database", None, None) == []

@@ -150,13 +150,62 @@ def test_a_late_creation_of_the_table_keeps_the_records_written_before_it(
     ]
 
 
+WRITERS_OF_KEYS, KEY_ROUNDS, KEY_ROWS = 6, 6, 5
+DATABASE = "/api/v2/tenants/default_tenant/databases/default_database"
+
+
+def write_new_keys_at_once(urls: list[str], name: str) -> None:
+    """Six writers spread over ``urls`` (adds and upserts); every round, all of them introduce
+    the same new keys at the same moment. Asserts no write failed and every record is stored
+    once with its metadata."""
+    created = httpx.post(f"{urls[0]}{DATABASE}/collections", json={"name": name})
+    path = f"{DATABASE}/collections/{created.json()['id']}"
+    start = threading.Barrier(WRITERS_OF_KEYS)
+    answers: list[tuple[int, str]] = []
+
+    def write(writer: int) -> None:
+        with httpx.Client(base_url=urls[writer % len(urls)], timeout=60) as http:
+            for round_ in range(KEY_ROUNDS):
+                body = {
+                    "ids": [f"w{writer}-r{round_}-{i}" for i in range(KEY_ROWS)],
+                    "embeddings": vectors(KEY_ROWS, writer).tolist(),
+                    "metadatas": [{f"k{round_}": i, f"s{round_}": "x"} for i in range(KEY_ROWS)],
+                }
+                start.wait()  # every writer sends the round's new keys at the same moment
+                response = http.post(f"{path}/{('add', 'upsert')[writer % 2]}", json=body)
+                answers.append((response.status_code, response.text))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS_OF_KEYS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [a for a in answers if a[0] >= 300] == []
+    stored = httpx.post(f"{urls[-1]}{path}/get", json={"include": ["metadatas"]}, timeout=60).json()
+    assert sorted(stored["ids"]) == sorted(
+        f"w{w}-r{r}-{i}"
+        for w in range(WRITERS_OF_KEYS)
+        for r in range(KEY_ROUNDS)
+        for i in range(KEY_ROWS)
+    )
+    for record_id, metadata in zip(stored["ids"], stored["metadatas"], strict=True):
+        round_, i = record_id.split("-")[1][1:], int(record_id.split("-")[2])
+        assert metadata == {f"k{round_}": i, f"s{round_}": "x"}
+
+
+@pytest.mark.e2e
+def test_writers_adding_the_same_new_metadata_keys_fail_no_write(server: Server) -> None:
+    """One server (embedded, and AWS storage on moto): its threads share one table handle."""
+    write_new_keys_at_once([server.url], f"keys-{uuid.uuid4().hex[:8]}")
+
+
 def test_servers_adding_the_same_new_metadata_keys_fail_no_write(
     moto: Moto, bucket: str, tmp_path: Path
 ) -> None:
     """Three server processes in AWS mode on one DynamoDB table and one bucket (as Lambda
-    instances are), six writers: every round, all of them introduce the same new keys at once.
-    Whichever process adds a column, the others' writes re-read the schema instead of failing."""
-    servers_count, writers, rounds, rows = 3, 6, 6, 5
+    instances are): whichever process adds a column or creates the table, the others' writes
+    re-read the schema instead of failing, and nothing written is lost."""
     env = {
         "CHROMA_SERVERLESS_MODE": "aws",
         "CHROMA_SERVERLESS_CATALOG_TABLE": new_catalog_table(moto),
@@ -165,44 +214,12 @@ def test_servers_adding_the_same_new_metadata_keys_fail_no_write(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
-    for i in range(servers_count):
-        (tmp_path / f"server{i}").mkdir()
-    servers = [Server(tmp_path / f"server{i}", env=env) for i in range(servers_count)]
-    database = "/api/v2/tenants/default_tenant/databases/default_database"
+    servers = []
     try:
-        created = httpx.post(f"{servers[0].url}{database}/collections", json={"name": "keys"})
-        path = f"{database}/collections/{created.json()['id']}"
-        start = threading.Barrier(writers)
-        answers: list[tuple[int, str]] = []
-
-        def write(writer: int) -> None:
-            with httpx.Client(base_url=servers[writer % servers_count].url, timeout=60) as http:
-                for round_ in range(rounds):
-                    body = {
-                        "ids": [f"w{writer}-r{round_}-{i}" for i in range(rows)],
-                        "embeddings": vectors(rows, writer).tolist(),
-                        "metadatas": [{f"k{round_}": i, f"s{round_}": "x"} for i in range(rows)],
-                    }
-                    start.wait()  # every writer sends the round's new keys at the same moment
-                    response = http.post(f"{path}/{('add', 'upsert')[writer % 2]}", json=body)
-                    answers.append((response.status_code, response.text))
-
-        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        assert [a for a in answers if a[0] >= 300] == []
-        stored = httpx.post(
-            f"{servers[1].url}{path}/get", json={"include": ["metadatas"]}, timeout=60
-        ).json()
-        assert sorted(stored["ids"]) == sorted(
-            f"w{w}-r{r}-{i}" for w in range(writers) for r in range(rounds) for i in range(rows)
-        )
-        for record_id, metadata in zip(stored["ids"], stored["metadatas"], strict=True):
-            round_, i = record_id.split("-")[1][1:], int(record_id.split("-")[2])
-            assert metadata == {f"k{round_}": i, f"s{round_}": "x"}
+        for i in range(3):
+            (tmp_path / f"server{i}").mkdir()
+            servers.append(Server(tmp_path / f"server{i}", env=env))
+        write_new_keys_at_once([s.url for s in servers], "keys")
     finally:
         for server in servers:
             server.stop()
