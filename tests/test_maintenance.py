@@ -4,9 +4,11 @@ and on AWS a queue message per written collection consumed by the maintenance fu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -15,21 +17,31 @@ import numpy as np
 import pytest
 
 from chroma_serverless.catalog.sqlite import SqliteCatalog
-from chroma_serverless.maintenance import BackgroundMaintainer, SqsMaintainer
+from chroma_serverless.cli import AWS_LOCAL_BUCKET, AWS_LOCAL_TABLE
+from chroma_serverless.maintenance import (
+    BackgroundMaintainer,
+    SqsMaintainer,
+    maintain,
+    maintain_all,
+)
 from chroma_serverless.records import LanceRecordStore
 from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
 from chroma_serverless.types import Collection, IndexPolicy, RecordBatch
-from tests.conftest import new_catalog_table
+from tests.conftest import chroma_client, new_catalog_table
 from tests.lambda_events import load_function
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from tests.conftest import Moto
+    from tests.conftest import Moto, Server
 
 POLICY = IndexPolicy(threshold=500, sub_vector_dims=4, retention_seconds=60)
+# Every step of maintenance on a small collection: IVF-PQ, scalar indexes and compaction.
+EAGER = IndexPolicy(
+    threshold=50, sub_vector_dims=4, rows_per_partition=32, fragment_target=1, retention_seconds=60
+)
 
 
 def vectors(n: int) -> Any:
@@ -145,3 +157,204 @@ def test_the_sweep_drops_records_no_collection_owns(tmp_path: Path) -> None:
     assert {"collection": gone.id, "dropped": "orphan"} in reports
     assert store.collection_ids() == [kept.id]
     assert store.count(kept) == 3
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if r.levelno >= logging.ERROR or r.exc_info
+    ]
+
+
+def test_maintaining_a_collection_deleted_meanwhile_removes_what_it_wrote(
+    service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a collection whose delete lands while maintenance works on it, and the work then
+    # writes into the dropped table (an index build or compaction committing after the drop)
+    collection = fill(service, "docs", rows=3)
+    store = service.records
+    work = store.maintain
+
+    def racing(target: Collection) -> dict[str, Any]:
+        service.delete_collection("default_tenant", "default_database", "docs")
+        store.add(target, RecordBatch(ids=["late"], embeddings=vectors(1)))
+        return work(target)
+
+    monkeypatch.setattr(store, "maintain", racing)
+
+    # WHEN it is maintained
+    with caplog.at_level(logging.INFO, logger="chroma_serverless"):
+        report = maintain(service, collection.id)
+
+    # THEN it is a quiet skip, and nothing of the collection is left in storage
+    assert report["skipped"] == "deleted"
+    assert store.collection_ids() == []
+    assert errors_logged(caplog) == []
+
+
+def test_maintenance_failing_because_the_collection_was_deleted_is_a_quiet_skip(
+    service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    collection = fill(service, "docs", rows=3)
+
+    def failing(target: Collection) -> dict[str, Any]:
+        service.delete_collection("default_tenant", "default_database", "docs")
+        raise RuntimeError(f"lance error: Not found: {target.id}.lance/_indices/x/page_data.lance")
+
+    monkeypatch.setattr(service.records, "maintain", failing)
+    with caplog.at_level(logging.INFO, logger="chroma_serverless"):
+        assert maintain(service, collection.id)["skipped"] == "deleted"
+        assert maintain_all(service) == []
+    assert errors_logged(caplog) == []
+
+
+def test_maintenance_failing_on_a_live_collection_is_still_an_error(
+    service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    collection = fill(service, "docs", rows=3)
+
+    def failing(target: Collection) -> dict[str, Any]:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service.records, "maintain", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        maintain(service, collection.id)
+    # the sweep reports it and goes on with the rest
+    with caplog.at_level(logging.INFO, logger="chroma_serverless"):
+        assert maintain_all(service) == [{"collection": collection.id, "failed": "RuntimeError"}]
+    assert errors_logged(caplog) == [
+        f"chroma_serverless.maintenance: maintenance of {collection.id} failed"
+    ]
+
+
+def maintenance_beside(server: Server, monkeypatch: pytest.MonkeyPatch) -> Service:
+    """A maintainer in this process on the server's storage, as the maintenance function is
+    beside the data function on AWS."""
+    from chroma_serverless.app import build_service
+
+    if server.moto_endpoint is None:
+        return build_service(Settings(path=server.data, index=EAGER))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = Settings(
+        mode="aws",
+        catalog_table=AWS_LOCAL_TABLE,
+        records_uri=f"s3://{AWS_LOCAL_BUCKET}/records",
+        aws_endpoint=server.moto_endpoint,
+        index=EAGER,
+    )
+    return build_service(settings)
+
+
+@pytest.mark.e2e
+def test_deleting_collections_while_they_are_maintained(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Maintenance in a tight loop on the live collection while the client deletes it (or its
+    database) and creates one of the same name again: every call succeeds, nothing logs an
+    error, and no record outlives its delete."""
+    import chromadb
+    from chromadb.errors import NotFoundError
+
+    admin = chroma_client(server)
+    admin.reset()
+    admin_api = chromadb.AdminClient(admin.get_settings())
+    admin_api.create_database("racing")
+    client = chroma_client(server, chroma_client_auth_provider=None)
+    client.set_database("racing")
+    maintainer = maintenance_beside(server, monkeypatch)
+    server_log_start = server.log.stat().st_size
+    live: list[str] = []
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    reports: list[dict[str, Any]] = []
+
+    def maintain_live() -> None:
+        while not stop.is_set():
+            try:
+                if live:
+                    reports.append(maintain(maintainer, live[-1]))
+            except BaseException as exc:  # reported by the test, not lost in the thread
+                failures.append(exc)
+                return
+
+    worker = threading.Thread(target=maintain_live)
+    rounds, deadline = 0, time.monotonic() + 6
+    with caplog.at_level(logging.INFO, logger="chroma_serverless"):
+        worker.start()
+        try:
+            while time.monotonic() < deadline or rounds < 4:
+                collection = client.create_collection("racing")
+                live.append(str(collection.id))
+                for batch in range(3):  # three fragments: maintenance compacts them
+                    ids = [f"r{rounds}-{batch}-{i}" for i in range(40)]
+                    metadatas: list[Any] = [{"round": rounds, "i": i} for i in range(40)]
+                    collection.add(ids=ids, embeddings=vectors(40), metadatas=metadatas)
+                assert collection.count() == 120  # nothing from an earlier incarnation
+                if rounds % 3 == 2:
+                    admin_api.delete_database("racing")
+                    admin_api.create_database("racing")
+                else:
+                    client.delete_collection("racing")
+                with pytest.raises(NotFoundError):
+                    client.get_collection("racing")
+                rounds += 1
+        finally:
+            stop.set()
+            worker.join()
+
+    assert failures == []
+    # the race was run: maintenance built indexes on live collections and met deleted ones
+    assert any("scalar_indexes" in r or "vector_index" in r for r in reports)
+    assert any(r.get("skipped") == "deleted" for r in reports)
+    assert errors_logged(caplog) == []
+    written = server.log.read_text()[server_log_start:]
+    assert "Traceback" not in written and "internal error" not in written
+    # Everything the maintainer wrote into a dropped table, it removed itself.
+    assert maintainer.records.collection_ids() == []
+    assert maintain_all(maintainer) == []
+
+
+def test_a_delete_whose_files_cannot_be_removed_yet_succeeds_and_the_sweep_finishes_it(
+    service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a collection whose directory a maintainer keeps writing into while it is deleted
+    collection = fill(service, "docs", rows=3)
+    store = service.records
+    assert isinstance(store, LanceRecordStore)
+    drop_table = store._db.drop_table
+
+    def busy(name: str) -> None:
+        raise RuntimeError("lance error: LanceError(IO): Directory not empty (os error 39)")
+
+    monkeypatch.setattr(store._db, "drop_table", busy)
+
+    # WHEN it is deleted, THEN the delete succeeds and the collection is gone for the user
+    with caplog.at_level(logging.INFO, logger="chroma_serverless"):
+        service.delete_collection("default_tenant", "default_database", "docs")
+    assert service.list_collections("default_tenant", "default_database", None, None) == []
+    assert errors_logged(caplog) == []
+    assert store.collection_ids() == [collection.id]
+
+    # AND once the files can be removed, the sweep removes them
+    monkeypatch.setattr(store._db, "drop_table", drop_table)
+    assert maintain_all(service) == [{"collection": collection.id, "dropped": "orphan"}]
+    assert store.collection_ids() == []
+
+
+def test_a_reset_racing_a_maintainer_still_resets(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(service, "one", rows=3)
+    fill(service, "two", rows=3)
+    store = service.records
+    assert isinstance(store, LanceRecordStore)
+
+    def busy() -> None:
+        raise RuntimeError("lance error: LanceError(IO): Directory not empty (os error 39)")
+
+    monkeypatch.setattr(store._db, "drop_all_tables", busy)  # fails once, tables one by one then
+    assert service.reset() is True
+    assert store.collection_ids() == []
+    assert service.list_collections("default_tenant", "default_database", None, None) == []

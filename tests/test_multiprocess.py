@@ -1,22 +1,28 @@
 """Several OS processes on one collection in S3 (moto's server over HTTP), as Lambda runs them:
 no lost writes, no duplicate ids, and a write acknowledged by one is visible to the next read of
-another. Also several processes creating one collection in the DynamoDB catalog."""
+another. Also several processes creating one collection in the DynamoDB catalog, and several
+server processes on one table and bucket introducing the same new metadata keys at once."""
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
+import pytest
 
 from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
 from chroma_serverless.errors import UniqueConstraintError
 from chroma_serverless.records import LanceRecordStore
 from chroma_serverless.types import Collection, GetRequest, RecordBatch
-from tests.conftest import new_catalog_table, s3_storage_options
+from tests.conftest import Server, new_catalog_table, s3_storage_options
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.conftest import Moto
 
 WRITERS = 3
@@ -110,3 +116,112 @@ def test_processes_creating_one_collection_yield_one(moto: Moto) -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         outcomes = pool.starmap(create, [(moto.endpoint, table, name)] * 8)
     assert sorted(outcomes) == ["conflict"] * 7 + ["created"]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_late_creation_of_the_table_keeps_the_records_written_before_it(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two processes writing a new collection's first records both find no table; the one
+    whose creation commits last lands on top of the other's table as an overwrite (what
+    LanceDB does with a creation that lost the race), and must not wipe what was written."""
+    if where == "local":
+        uri, options = str(tmp_path / "records"), {}
+    else:
+        moto: Moto = request.getfixturevalue("moto")
+        uri = f"s3://{request.getfixturevalue('bucket')}/{uuid.uuid4().hex}"
+        options = s3_storage_options(moto)
+    target = collection()
+    first, late = LanceRecordStore(uri, options), LanceRecordStore(uri, options)
+    first.add(
+        target, RecordBatch(ids=["a", "b"], embeddings=vectors(2, 1), metadatas=[{"k": 1}] * 2)
+    )
+    create = late._db.create_table
+    late._db.create_table = lambda *args, **kwargs: create(*args, **kwargs, mode="overwrite")  # type: ignore[method-assign]
+
+    late._create(target.id, 4)  # the late creator, after its look for the table found none
+    late.add(target, RecordBatch(ids=["c"], embeddings=vectors(1, 2)))
+
+    stored = first.get(target, GetRequest(include=["metadatas"]))
+    assert sorted(zip(stored.ids, stored.metadatas or [], strict=True)) == [
+        ("a", {"k": 1}),
+        ("b", {"k": 1}),
+        ("c", None),
+    ]
+
+
+WRITERS_OF_KEYS, KEY_ROUNDS, KEY_ROWS = 6, 6, 5
+DATABASE = "/api/v2/tenants/default_tenant/databases/default_database"
+
+
+def write_new_keys_at_once(urls: list[str], name: str) -> None:
+    """Six writers spread over ``urls`` (adds and upserts); every round, all of them introduce
+    the same new keys at the same moment. Asserts no write failed and every record is stored
+    once with its metadata."""
+    created = httpx.post(f"{urls[0]}{DATABASE}/collections", json={"name": name})
+    path = f"{DATABASE}/collections/{created.json()['id']}"
+    start = threading.Barrier(WRITERS_OF_KEYS)
+    answers: list[tuple[int, str]] = []
+
+    def write(writer: int) -> None:
+        with httpx.Client(base_url=urls[writer % len(urls)], timeout=60) as http:
+            for round_ in range(KEY_ROUNDS):
+                body = {
+                    "ids": [f"w{writer}-r{round_}-{i}" for i in range(KEY_ROWS)],
+                    "embeddings": vectors(KEY_ROWS, writer).tolist(),
+                    "metadatas": [{f"k{round_}": i, f"s{round_}": "x"} for i in range(KEY_ROWS)],
+                }
+                start.wait()  # every writer sends the round's new keys at the same moment
+                response = http.post(f"{path}/{('add', 'upsert')[writer % 2]}", json=body)
+                answers.append((response.status_code, response.text))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS_OF_KEYS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [a for a in answers if a[0] >= 300] == []
+    stored = httpx.post(f"{urls[-1]}{path}/get", json={"include": ["metadatas"]}, timeout=60).json()
+    assert sorted(stored["ids"]) == sorted(
+        f"w{w}-r{r}-{i}"
+        for w in range(WRITERS_OF_KEYS)
+        for r in range(KEY_ROUNDS)
+        for i in range(KEY_ROWS)
+    )
+    for record_id, metadata in zip(stored["ids"], stored["metadatas"], strict=True):
+        round_, i = record_id.split("-")[1][1:], int(record_id.split("-")[2])
+        assert metadata == {f"k{round_}": i, f"s{round_}": "x"}
+
+
+@pytest.mark.e2e
+def test_writers_adding_the_same_new_metadata_keys_fail_no_write(server: Server) -> None:
+    """One server (embedded, and AWS storage on moto): its threads share one table handle."""
+    write_new_keys_at_once([server.url], f"keys-{uuid.uuid4().hex[:8]}")
+
+
+def test_servers_adding_the_same_new_metadata_keys_fail_no_write(
+    moto: Moto, bucket: str, tmp_path: Path
+) -> None:
+    """Three server processes in AWS mode on one DynamoDB table and one bucket (as Lambda
+    instances are): whichever process adds a column or creates the table, the others' writes
+    re-read the schema instead of failing, and nothing written is lost."""
+    env = {
+        "CHROMA_SERVERLESS_MODE": "aws",
+        "CHROMA_SERVERLESS_CATALOG_TABLE": new_catalog_table(moto),
+        "CHROMA_SERVERLESS_RECORDS_URI": f"s3://{bucket}/{uuid.uuid4().hex}",
+        "CHROMA_SERVERLESS_AWS_ENDPOINT": moto.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    servers = []
+    try:
+        for i in range(3):
+            (tmp_path / f"server{i}").mkdir()
+            servers.append(Server(tmp_path / f"server{i}", env=env))
+        write_new_keys_at_once([s.url for s in servers], "keys")
+    finally:
+        for server in servers:
+            server.stop()
+    for server in servers:
+        assert server.errors_logged() == []

@@ -32,13 +32,43 @@ class NoMaintenance:
 
 
 def maintain(service: Service, collection_id: str) -> dict[str, Any]:
+    """Maintain one collection. One deleted before or during the work is a quiet skip: its
+    records are dropped (again) after the last file this maintainer wrote, since a delete
+    racing the work may have removed the table while an index build or compaction was still
+    writing into it, or the work may have failed because the delete removed its files."""
     try:
         collection = service.catalog.get_collection_by_id(collection_id)
     except NotFoundError:
-        return {"collection": collection_id, "skipped": "deleted"}
-    report = service.records.maintain(collection)
+        return _forget(service, collection_id)
+    try:
+        report = service.records.maintain(collection)
+    except Exception:
+        if _exists(service, collection_id):
+            raise
+        return _forget(service, collection_id)
+    if not _exists(service, collection_id):
+        return _forget(service, collection_id)
     log.info("maintained %s: %s", collection_id, report)
     return {"collection": collection_id, **report}
+
+
+def _exists(service: Service, collection_id: str) -> bool:
+    try:
+        service.catalog.get_collection_by_id(collection_id)
+    except NotFoundError:
+        return False
+    return True
+
+
+def _forget(service: Service, collection_id: str) -> dict[str, Any]:
+    """Drop the records of a deleted collection. Safe: a collection's catalog entry exists
+    before its first record is written and ids are never reused, so an id the catalog (read
+    consistently) does not know is never coming back."""
+    if service.records.drop(collection_id):
+        log.info("collection %s was deleted; its records are dropped", collection_id)
+        return {"collection": collection_id, "skipped": "deleted"}
+    log.warning("collection %s was deleted; some of its files remain for the sweep", collection_id)
+    return {"collection": collection_id, "skipped": "deleted", "dropped": "pending"}
 
 
 def maintain_all(service: Service) -> list[dict[str, Any]]:
@@ -46,16 +76,26 @@ def maintain_all(service: Service) -> list[dict[str, Any]]:
 
     Tables are listed before the catalog: a collection's catalog entry always exists before its
     table, so a table listed first whose collection is then missing was deleted (a crash between
-    the two steps of a delete, or an add racing the delete), never one just being created.
+    the two steps of a delete, an add racing the delete, or files a maintainer wrote into a
+    table being dropped), never one just being created. One collection failing does not stop
+    the others.
     """
     tables = service.records.collection_ids()
     collections = service.catalog.all_collections()
     owned = {c.id for c in collections}
-    reports = [maintain(service, c.id) for c in collections]
+    reports = []
+    for collection in collections:
+        try:
+            reports.append(maintain(service, collection.id))
+        except Exception as exc:  # a real failure of an existing collection: the next run retries
+            log.exception("maintenance of %s failed", collection.id)
+            reports.append({"collection": collection.id, "failed": type(exc).__name__})
     for orphan in sorted(set(tables) - owned):
-        service.records.drop(orphan)
-        log.info("dropped records of deleted collection %s", orphan)
-        reports.append({"collection": orphan, "dropped": "orphan"})
+        dropped = service.records.drop(orphan)
+        log.info(
+            "records of deleted collection %s: %s", orphan, "dropped" if dropped else "pending"
+        )
+        reports.append({"collection": orphan, "dropped": "orphan" if dropped else "pending"})
     return reports
 
 

@@ -56,26 +56,38 @@ KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.i
 SCHEMA_RETRIES = 10
 REGEX_ERRORS = ("regex parse error", "Regular expression did not compile")
 WRITE_RETRIES = 5
+# A write built against a schema another writer has since changed: pyarrow's lookup of a column
+# the handle's schema lacks, and LanceDB refusing data with a column its table version lacks.
+STALE_SCHEMA = ("does not exist in schema", "not found in target schema")
+DROP_RETRIES = 5
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def _retry_on_conflict(write: Callable[P, R]) -> Callable[P, R]:
     """Re-run a whole write (re-reading what it merges) when a concurrent commit it cannot be
-    rebased on (e.g. a compaction rewriting the same fragments) wins. Writes are idempotent."""
+    rebased on (e.g. a compaction rewriting the same fragments) wins, or when the table's schema
+    changed under it (another process or thread added a metadata column between this write
+    reading the schema and committing). Each run starts at the latest version (``_open``), so
+    the retry sees the new schema. Writes are idempotent."""
 
     @functools.wraps(write)
     def retrying(*args: P.args, **kwargs: P.kwargs) -> R:
         for attempt in range(WRITE_RETRIES):
             try:
                 return write(*args, **kwargs)
-            except (RuntimeError, OSError, ValueError) as exc:
-                if "conflict" not in str(exc).lower() or attempt == WRITE_RETRIES - 1:
+            except (RuntimeError, OSError, ValueError, KeyError) as exc:
+                if not _retryable(exc) or attempt == WRITE_RETRIES - 1:
                     raise
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))
         raise AssertionError("unreachable")
 
     return retrying
+
+
+def _retryable(exc: Exception) -> bool:
+    message = str(exc).lower()
+    return "conflict" in message or any(marker in message for marker in STALE_SCHEMA)
 
 
 class RecordStore(Protocol):
@@ -109,11 +121,12 @@ class RecordStore(Protocol):
         """(rows in the vector index, rows searched by scan); all rows count as indexed while
         the collection is below the index threshold, since exact search is then the plan."""
 
-    def drop(self, collection_id: str) -> None:
-        """Remove every record of a collection; a no-op if it has none."""
+    def drop(self, collection_id: str) -> bool:
+        """Remove every record of a collection (a no-op if it has none); ``False`` if some
+        storage could not be removed yet (a concurrent maintainer), left for the sweep."""
 
-    def reset(self) -> None:
-        """Remove the records of every collection."""
+    def reset(self) -> bool:
+        """Remove the records of every collection; ``False`` as :meth:`drop`."""
 
     def collection_ids(self) -> list[str]:
         """Ids of the collections that have stored records."""
@@ -140,6 +153,7 @@ class LanceRecordStore:
         self._snapshots: dict[int, tuple[Any, int, tuple[list[str], list[Any]]]] = {}
         self._lock = threading.Lock()
         self._memory = SnapshotCache(self.policy.memory_mb * 2**20)
+        self._creating = threading.Lock()
 
     # ------------------------------------------------------------------ writes
 
@@ -203,20 +217,43 @@ class LanceRecordStore:
             result = table.delete(predicate or "TRUE")
         return int(result.num_deleted_rows)
 
-    def drop(self, collection_id: str) -> None:
+    def drop(self, collection_id: str) -> bool:
+        """Remove the table; ``False`` if files remain after a few tries.
+
+        A maintainer (here or in another process) may be writing index or compaction files into
+        the table meanwhile: locally removing the directory then fails ("Directory not empty"),
+        on S3 objects written after the prefix listing survive it. Retrying covers the first;
+        whatever a maintainer writes later it removes itself once it sees the collection gone
+        (``maintenance.maintain``), and the sweep removes anything else.
+        """
         with self._lock:
             self._tables.pop(collection_id, None)
             self._snapshots.clear()
         self._memory.discard(collection_id)
-        with contextlib.suppress(ValueError):  # "Table ... was not found"
-            self._db.drop_table(collection_id)
+        for attempt in range(DROP_RETRIES):
+            try:
+                self._db.drop_table(collection_id)
+            except ValueError as exc:
+                if "was not found" in str(exc):  # never written, or already dropped
+                    return True
+            except (RuntimeError, OSError):
+                pass
+            else:
+                return True
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+        return False
 
-    def reset(self) -> None:
+    def reset(self) -> bool:
+        """Remove every table; ``False`` if some files remain (see :meth:`drop`)."""
         with self._lock:
             self._tables.clear()
             self._snapshots.clear()
         self._memory.clear()
-        self._db.drop_all_tables()
+        try:
+            self._db.drop_all_tables()
+        except (RuntimeError, OSError, ValueError):  # a maintainer writing: one table at a time
+            return all([self.drop(collection_id) for collection_id in self.collection_ids()])
+        return True
 
     def collection_ids(self) -> list[str]:
         ids: list[str] = []
@@ -426,8 +463,10 @@ class LanceRecordStore:
             return rows, 0
         return 0, rows
 
+    @_retry_on_conflict
     def maintain(self, collection: Collection) -> dict[str, Any]:
-        """Index, compact and clean one collection; safe to run while others read and write.
+        """Index, compact and clean one collection; safe to run while others read and write
+        (a write committed between its steps makes it start over, from what is already built).
 
         Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows, a scalar
         index on every metadata column (BTree; Bitmap for bools; LabelList for lists) and on
@@ -503,22 +542,58 @@ class LanceRecordStore:
             return table
         if collection.dimension is None:
             raise InvalidArgumentError("Collection dimension is unknown; add embeddings first")
-        try:
-            table = self._db.create_table(collection.id, schema=base_schema(collection.dimension))
-            table.set_unenforced_primary_key(layout.ID)  # type: ignore[attr-defined]
-        except ValueError as exc:  # another writer created it first
-            if "already exists" not in str(exc):
-                raise
+        with self._creating:  # one creation per process; other processes are handled below
+            if self._open(collection.id) is None:
+                self._create(collection.id, collection.dimension)
         opened = self._open(collection.id)
         assert opened is not None
         return opened
 
-    def _ensure_columns(self, table: Any, fields: Sequence[pa.Field]) -> None:
-        """Add missing metadata columns; concurrent schema changes are retried."""
+    def _create(self, collection_id: str, dimension: int) -> None:
+        """Create the table of a collection's first records.
+
+        Creation is not atomic across processes: a creator that found no table but commits
+        after another process created it (and wrote into it) lands as an overwrite on top,
+        wiping those writes (measured on S3: six writers of a new collection in three
+        processes lost the first batches of some). Such a late creator sees a version above 1
+        and puts back the rows of the version before its own; writers that committed after it
+        kept theirs, and ids already present win.
+        """
+        try:
+            table = self._db.create_table(collection_id, schema=base_schema(dimension))
+        except ValueError as exc:  # another writer created it first
+            if "already exists" not in str(exc):
+                raise
+            return
+        created = int(table.version)
+        table.set_unenforced_primary_key(layout.ID)  # type: ignore[attr-defined]
+        if created > 1:
+            self._put_back(collection_id, created - 1)
+
+    @_retry_on_conflict
+    def _put_back(self, collection_id: str, version: int) -> None:
+        """Re-insert the rows of ``version`` that the latest version lacks."""
+        before = self._db.open_table(collection_id)
+        before.checkout(version)
+        rows = before.to_arrow()
+        if rows.num_rows == 0:
+            return
+        table = self._open(collection_id)
+        assert table is not None
+        metadata = [f for f in rows.schema if layout.parse_metadata_column(f.name) is not None]
+        self._ensure_columns(table, metadata)
+        with _engine_errors():
+            table.merge_insert(layout.ID).when_not_matched_insert_all().execute(rows)
+
+    def _ensure_columns(self, table: Any, fields: Sequence[pa.Field]) -> pa.Schema:
+        """Add missing metadata columns; concurrent schema changes are retried. Returns the
+        schema that has them all: the handle is shared by every thread of the process, so a
+        second read of ``table.schema`` is not guaranteed to be the version checked here."""
         for _ in range(SCHEMA_RETRIES):
-            missing = [f for f in fields if f.name not in table.schema.names]
+            schema: pa.Schema = table.schema
+            missing = [f for f in fields if f.name not in schema.names]
             if not missing:
-                return
+                return schema
             try:
                 table.add_columns(missing)
             except (RuntimeError, ValueError) as exc:
@@ -542,9 +617,11 @@ class LanceRecordStore:
             for row in rows
             for key, value in (row["metadata"] or {}).items()
         }
-        self._ensure_columns(table, [metadata_field(k, kind) for k, kind in wanted.values()])
+        schema = self._ensure_columns(
+            table, [metadata_field(k, kind) for k, kind in wanted.values()]
+        )
         if full:
-            for name in table.schema.names:
+            for name in schema.names:
                 parsed = layout.parse_metadata_column(name)
                 if parsed is not None:
                     wanted.setdefault(name, parsed)
@@ -562,7 +639,6 @@ class LanceRecordStore:
         for name, (key, kind) in wanted.items():
             values = [_value_of_kind(row["metadata"], key, kind) for row in rows]
             arrays[name] = pa.array(values, KIND_TYPES[kind])
-        schema = table.schema
         return pa.table(arrays, schema=pa.schema([schema.field(name) for name in arrays]))
 
 

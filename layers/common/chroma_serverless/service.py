@@ -7,6 +7,7 @@ and the AWS deployment.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from chroma_serverless.errors import (
 )
 from chroma_serverless.maintenance import NoMaintenance
 from chroma_serverless.types import ANY, Collection, QueryResult
+
+log = logging.getLogger("chroma_serverless.service")
 
 if TYPE_CHECKING:
     from chroma_serverless.catalog import Catalog
@@ -74,7 +77,8 @@ class Service:
         if not self.settings.allow_reset:
             raise ForbiddenError("Reset is disabled by config")
         self.catalog.reset()
-        self.records.reset()
+        if not self.records.reset():
+            log.warning("reset: some record files remain for the sweep")
         return True
 
     # ------------------------------------------------------------------ tenants, databases
@@ -107,7 +111,7 @@ class Service:
 
     def delete_database(self, tenant: str, name: str) -> None:
         for collection in self.catalog.delete_database(tenant, name):
-            self.records.drop(collection.id)
+            self._drop_records(collection.id)
 
     # ------------------------------------------------------------------ collections
 
@@ -178,7 +182,14 @@ class Service:
 
     def delete_collection(self, tenant: str, database: str, name: str) -> None:
         collection = self.catalog.delete_collection(tenant, database, name)
-        self.records.drop(collection.id)
+        self._drop_records(collection.id)
+
+    def _drop_records(self, collection_id: str) -> None:
+        """The delete has happened once the catalog entry is gone: the id is never served
+        again. Files a concurrent maintainer kept writing are removed by that maintainer when
+        it sees the collection gone, or by the sweep; the user's delete still succeeds."""
+        if not self.records.drop(collection_id):
+            log.warning("records of deleted collection %s remain for the sweep", collection_id)
 
     def collection(self, tenant: str, database: str, collection_id: str) -> Collection:
         """The collection a record route addresses; its tenant and database must match."""
