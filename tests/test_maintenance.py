@@ -78,6 +78,26 @@ def test_background_worker_indexes_after_writes(tmp_path: Path) -> None:
     wait_for(lambda: vector_indexed(store, collection))
 
 
+def test_background_worker_compacts_while_small_writes_go_on(tmp_path: Path) -> None:
+    # GIVEN a worker whose debounce (5 s) is longer than the stream of writes below
+    store = LanceRecordStore(str(tmp_path / "records"))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service.maintainer = BackgroundMaintainer(service, delay=5.0, max_wait=0.3)
+    collection = fill(service, "docs")
+    # WHEN single-record writes keep coming for 3 s
+    deadline = time.monotonic() + 3.0
+    for i in range(10**6):
+        if time.monotonic() > deadline:
+            break
+        service.add(collection, RecordBatch(ids=[f"w{i}"], embeddings=vectors(1)))
+        time.sleep(0.02)
+    # THEN the table was compacted meanwhile: far fewer fragments than writes
+    table = store._open(collection.id)
+    assert table is not None
+    assert i > 40
+    assert table.stats()["fragment_stats"]["num_fragments"] < i / 4
+
+
 def test_maintain_command(tmp_path: Path) -> None:
     store = LanceRecordStore(str(tmp_path / "records"))
     service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))

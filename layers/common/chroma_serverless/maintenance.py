@@ -100,19 +100,29 @@ def maintain_all(service: Service) -> list[dict[str, Any]]:
 
 
 class BackgroundMaintainer:
-    """A daemon thread: a collection is maintained ``delay`` seconds after its last write."""
+    """A daemon thread: a collection is maintained ``delay`` seconds after its last write, and
+    at most ``max_wait`` seconds after the first write since it was last maintained.
 
-    def __init__(self, service: Service, delay: float = 5.0) -> None:
+    The cap matters under a steady stream of small writes: each one adds a fragment (and a
+    version), every read pays for each fragment, and a debounce alone would postpone compaction
+    for as long as the writes go on.
+    """
+
+    def __init__(self, service: Service, delay: float = 5.0, max_wait: float = 2.0) -> None:
         self._service = service
         self._delay = delay
+        self._max_wait = max_wait
         self._due: dict[str, float] = {}
+        self._deadline: dict[str, float] = {}
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
         self._thread.start()
 
     def touch(self, collection_id: str) -> None:
         with self._wake:
-            self._due[collection_id] = time.monotonic() + self._delay
+            now = time.monotonic()
+            deadline = self._deadline.setdefault(collection_id, now + self._max_wait)
+            self._due[collection_id] = min(now + self._delay, deadline)
             self._wake.notify()
 
     def _run(self) -> None:
@@ -126,6 +136,7 @@ class BackgroundMaintainer:
                     self._wake.wait(wait)
                     continue
                 del self._due[collection_id]
+                del self._deadline[collection_id]
             try:
                 maintain(self._service, collection_id)
             except Exception:  # keep the thread alive; the next write retries
