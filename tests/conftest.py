@@ -20,6 +20,7 @@ from chroma_serverless.embedding import MODEL_FILES, model_dir
 from chroma_serverless.records import LanceRecordStore
 from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
+from chroma_serverless.types import IndexPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -108,11 +109,15 @@ def bucket(moto: Moto) -> str:
     return "records"
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "local-engine"])
 def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> LanceRecordStore:
-    """Every record-store location; the contract suite runs once per param."""
+    """Every record-store location, and both read paths for small tables (in-memory snapshots
+    by default; ``local-engine`` sends every read to LanceDB); the contract suite runs once
+    per param."""
     if request.param == "local":
         return LanceRecordStore(str(tmp_path / "records"))
+    if request.param == "local-engine":
+        return LanceRecordStore(str(tmp_path / "records"), policy=IndexPolicy(memory_rows=0))
     moto: Moto = request.getfixturevalue("moto")
     bucket: str = request.getfixturevalue("bucket")
     uri = f"s3://{bucket}/{uuid.uuid4().hex}"

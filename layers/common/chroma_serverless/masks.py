@@ -126,8 +126,11 @@ class _Evaluator:
     def _compare(self, column: pa.ChunkedArray | None, sign: str, values: list[Any]) -> Mask:
         if column is None or not values:
             return self._none()
-        if pa.types.is_floating(column.type):  # an int bound on floats, as the SQL engine casts
-            values = [float(v) for v in values]
+        if pa.types.is_floating(column.type):
+            # Numbers compare as floats here, as the SQL engine casts; adding 0.0 turns -0.0
+            # into 0.0, which compare equal but hash apart (``is_in`` hashes).
+            values = [float(v) + 0.0 for v in values]
+            column = pc.add(column, 0.0)
         if len(values) > 1:
             return _bools(pc.is_in(column, value_set=pa.array(values, column.type)))
         return _bools(ARROW_COMPARISONS[sign](column, pa.scalar(values[0], column.type)))

@@ -160,15 +160,18 @@ class LanceRecordStore:
     @_retry_on_conflict
     def add(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._writable(collection)
+        before = table.version
         first = time.time_ns()
         rows = [_new_row(batch, i, first + i) for i in range(len(batch))]
         data = self._to_arrow(table, collection, rows, _batch_columns(batch))
         with _engine_errors():
-            table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
+            done = table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
+        self._advance(table, before, done.version, lambda old: _inserted(old, data))
 
     @_retry_on_conflict
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._writable(collection)
+        before = table.version
         existing = self._rows_by_id(table, batch.ids)
         first = time.time_ns()
         rows = [
@@ -179,18 +182,20 @@ class LanceRecordStore:
         ]
         data = self._to_arrow(table, collection, rows, _batch_columns(batch), full=True)
         with _engine_errors():
-            (
+            done = (
                 table.merge_insert(layout.ID)
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute(data)
             )
+        self._advance(table, before, done.version, lambda old: _replaced(old, data))
 
     @_retry_on_conflict
     def update(self, collection: Collection, batch: RecordBatch) -> None:
         table = self._open(collection.id)
         if table is None:
             return
+        before = table.version
         existing = self._rows_by_id(table, batch.ids)
         rows = [
             _merged_row(existing[record_id], batch, i)
@@ -201,20 +206,24 @@ class LanceRecordStore:
             return
         data = self._to_arrow(table, collection, rows, _batch_columns(batch), full=True)
         with _engine_errors():
-            table.merge_insert(layout.ID).when_matched_update_all().execute(data)
+            done = table.merge_insert(layout.ID).when_matched_update_all().execute(data)
+        self._advance(table, before, done.version, lambda old: _replaced(old, data))
 
     @_retry_on_conflict
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
         table = self._open(collection.id)
         if table is None or request.limit == 0:
             return 0
-        predicate = to_sql(request.filter, self._names(table))
+        before = table.version
+        doomed = request.filter
+        predicate = to_sql(doomed, self._names(table))
         if request.limit is not None:
             keys = _in_order(self._select(table, predicate, [layout.ID, layout.SEQ]))
-            ids = keys.slice(0, request.limit).column(layout.ID).to_pylist()
-            predicate = to_sql(_ids_filter(ids), ())
+            doomed = _ids_filter(keys.slice(0, request.limit).column(layout.ID).to_pylist())
+            predicate = to_sql(doomed, ())
         with _engine_errors():
             result = table.delete(predicate or "TRUE")
+        self._advance(table, before, result.version, lambda old: _without(old, doomed))
         return int(result.num_deleted_rows)
 
     def drop(self, collection_id: str) -> bool:
@@ -335,6 +344,21 @@ class LanceRecordStore:
                 if getattr(result, name) is not None:
                     getattr(result, name).append(getattr(page, name))
         return result
+
+    def _advance(
+        self, table: Any, before: int, after: int, change: Callable[[pa.Table], pa.Table | None]
+    ) -> None:
+        """Carry the snapshot of ``before`` over this process's own commit ``after`` instead of
+        reading the table again, when nothing else committed in between (versions are
+        consecutive) and the result has the table's row count; otherwise it is rebuilt lazily."""
+        snapshot = self._memory.get(table.name, before)
+        if snapshot is None or after != before + 1:
+            return
+        data = change(snapshot.data)
+        if data is None or data.num_rows != int(table.count_rows()):
+            self._memory.discard(table.name)
+            return
+        self._memory.put(table.name, Snapshot(after, data))
 
     def _in_memory(self, collection_id: str, table: Any) -> Snapshot | None:
         """The table's current version in memory, if it is small enough to hold."""
@@ -512,8 +536,18 @@ class LanceRecordStore:
             return query.to_arrow()
 
     def _rows_by_id(self, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
-        columns = _columns(self._names(table), ("embeddings", "documents", "uris", "metadatas"))
-        data = self._select(table, to_sql(_ids_filter(ids), ()), columns)
+        """The stored rows of ``ids`` (to merge into): from the table's snapshot when one of
+        this very version is in memory, else from the engine."""
+        include: tuple[Include, ...] = ("embeddings", "documents", "uris", "metadatas")
+        snapshot = self._memory.get(table.name, table.version)
+        if snapshot is not None:
+            mask = row_mask(_ids_filter(ids), snapshot.data)
+            assert mask is not None  # an ids filter never needs the engine
+            data = snapshot.rows(mask, 0, None, _columns(snapshot.data.column_names, include))
+        else:
+            data = self._select(
+                table, to_sql(_ids_filter(ids), ()), _columns(self._names(table), include)
+            )
         return {row["id"]: row for row in _records(data)}
 
     # ------------------------------------------------------------------ tables
@@ -681,6 +715,33 @@ def _engine_errors() -> Iterator[None]:
                     f"Invalid regex in where document: {' '.join(detail[:4])}"
                 ) from exc
         raise
+
+
+def _inserted(old: pa.Table, data: pa.Table) -> pa.Table:
+    """``old`` plus the rows of ``data`` whose ids are new (an add)."""
+    new = data.filter(pc.invert(pc.is_in(data.column(layout.ID), value_set=old.column(layout.ID))))
+    return pa.concat_tables([old, _conformed(new, old.schema)])
+
+
+def _replaced(old: pa.Table, data: pa.Table) -> pa.Table:
+    """``old`` with the rows of ``data`` in place of those with the same ids (an upsert)."""
+    kept = old.filter(pc.invert(pc.is_in(old.column(layout.ID), value_set=data.column(layout.ID))))
+    return pa.concat_tables([kept, _conformed(data, old.schema)])
+
+
+def _without(old: pa.Table, doomed: Filter) -> pa.Table | None:
+    """``old`` less the rows a delete's filter matches (``None``: the filter needs the engine)."""
+    mask = row_mask(doomed, old)
+    return None if mask is None else old.filter(pa.array(~mask))
+
+
+def _conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with every column of ``schema`` (absent ones null), in its order and types."""
+    columns = [
+        data.column(f.name) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _ids_filter(ids: list[str]) -> Filter:

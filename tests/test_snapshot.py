@@ -1,0 +1,156 @@
+"""Small tables read from memory answer exactly as the engine does, through any interleaving of
+writes and reads: the same random workload runs on a store with snapshots and on one without
+(every read through LanceDB), and every read must agree."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+from chroma_serverless.records import LanceRecordStore
+from chroma_serverless.snapshot import Snapshot, SnapshotCache
+from chroma_serverless.types import (
+    Collection,
+    DeleteRequest,
+    Filter,
+    GetRequest,
+    IndexPolicy,
+    QueryRequest,
+    RecordBatch,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DIMENSION = 4
+INCLUDE_ALL = ("embeddings", "documents", "uris", "metadatas")
+
+
+def collection() -> Collection:
+    return Collection(
+        id=str(uuid.uuid4()),
+        name="snap",
+        tenant="default_tenant",
+        database="default_database",
+        metadata=None,
+        configuration={},
+        dimension=DIMENSION,
+    )
+
+
+def random_batch(rng: np.random.Generator, ids: list[str], full: bool) -> RecordBatch:
+    n = len(ids)
+    return RecordBatch(
+        ids=ids,
+        embeddings=rng.normal(size=(n, DIMENSION)).astype(np.float32) if full else None,
+        metadatas=[
+            {"k": int(rng.integers(3)), **({"tag": "x"} if rng.random() < 0.5 else {})}
+            for _ in range(n)
+        ],
+        documents=[f"doc {rng.integers(5)}" for _ in range(n)] if full else None,
+    )
+
+
+def read_all(store: LanceRecordStore, target: Collection, rng: np.random.Generator) -> list[Any]:
+    where = {"k": int(rng.integers(3))}
+    vector = rng.normal(size=(1, DIMENSION)).astype(np.float32)
+    got = store.get(target, GetRequest(include=INCLUDE_ALL))
+    filtered = store.get(target, GetRequest(Filter(where=where), limit=3, offset=1))
+    found = store.query(target, QueryRequest(vector, n_results=4, include=("distances",)))
+    return [
+        got.ids,
+        [None if e is None else np.asarray(e).tolist() for e in got.embeddings or []],
+        got.documents,
+        got.metadatas,
+        filtered.ids,
+        found.ids,
+        np.round(np.asarray(found.distances), 4).tolist(),
+    ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_memory_reads_agree_with_the_engine_through_interleaved_writes(
+    tmp_path: Path, seed: int
+) -> None:
+    memory = LanceRecordStore(str(tmp_path / "memory"))
+    engine = LanceRecordStore(str(tmp_path / "engine"), policy=IndexPolicy(memory_rows=0))
+    target = collection()
+    rng_data = np.random.default_rng(seed)
+    for step in range(40):
+        op = ["add", "upsert", "update", "delete_ids", "delete_where", "read"][step % 6]
+        ids = [
+            f"r{i}" for i in rng_data.choice(30, size=int(rng_data.integers(1, 6)), replace=False)
+        ]
+        batch = random_batch(rng_data, ids, full=op != "update")
+        for store in (memory, engine):
+            if op == "add":
+                store.add(target, batch)
+            elif op == "upsert":
+                store.upsert(target, batch)
+            elif op == "update":
+                store.update(target, batch)
+            elif op == "delete_ids":
+                store.delete(target, DeleteRequest(Filter(ids=ids[:2])))
+            elif op == "delete_where":
+                store.delete(target, DeleteRequest(Filter(where={"tag": "x"}), limit=1))
+        seed_reads = int(rng_data.integers(1 << 30))
+        assert read_all(memory, target, np.random.default_rng(seed_reads)) == read_all(
+            engine, target, np.random.default_rng(seed_reads)
+        ), f"step {step} ({op})"
+
+
+def test_writes_carry_the_snapshot_forward_instead_of_rereading(tmp_path: Path) -> None:
+    store = LanceRecordStore(str(tmp_path / "records"))
+    target = collection()
+
+    def batch(ids: list[str], k: int, vectors: bool = True) -> RecordBatch:
+        embeddings = np.ones((len(ids), DIMENSION), dtype=np.float32) if vectors else None
+        return RecordBatch(ids=ids, embeddings=embeddings, metadatas=[{"k": k}] * len(ids))
+
+    store.add(target, batch(["a", "b"], 1))
+    store.get(target, GetRequest())  # builds the snapshot
+    for write in (
+        lambda: store.add(target, batch(["c"], 2)),
+        lambda: store.upsert(target, batch(["d", "a"], 3)),
+        lambda: store.update(target, batch(["c"], 4, vectors=False)),
+        lambda: store.delete(target, DeleteRequest(Filter(ids=["b"]))),
+    ):
+        write()
+        table = store._open(target.id)
+        assert table is not None
+        snapshot = store._memory.get(target.id, table.version)
+        assert snapshot is not None, "the snapshot followed the write"
+    assert snapshot.data.column("id").to_pylist() == ["a", "c", "d"]
+    assert store.get(target, GetRequest()).metadatas == [{"k": 3}, {"k": 4}, {"k": 3}]
+
+
+def test_the_cache_keeps_within_its_byte_budget() -> None:
+    import pyarrow as pa
+
+    def snapshot(rows: int) -> Snapshot:
+        vectors = np.zeros((rows, DIMENSION), dtype=np.float32)
+        return Snapshot(
+            1,
+            pa.table(
+                {
+                    "id": [str(i) for i in range(rows)],
+                    "seq": list(range(rows)),
+                    "embedding": pa.FixedSizeListArray.from_arrays(
+                        pa.array(vectors.ravel()), DIMENSION
+                    ),
+                }
+            ),
+        )
+
+    one = snapshot(100)
+    cache = SnapshotCache(max_bytes=int(one.nbytes * 2.5))
+    for name in ("a", "b", "c"):
+        cache.put(name, snapshot(100))
+    assert cache.get("a", 1) is None  # least recently used, evicted
+    assert cache.get("b", 1) is not None and cache.get("c", 1) is not None
+    assert cache.get("c", 2) is None  # another version is a miss
+    cache.put("huge", snapshot(1000))  # larger than the whole budget: not kept
+    assert cache.get("huge", 1) is None and cache.get("c", 1) is not None
