@@ -240,25 +240,44 @@ def chroma_client(server: Server, **settings: Any) -> ClientAPI:
 
 
 def run_async(
-    server: Server, workflow: Callable[[AsyncClientAPI], Awaitable[T]], **settings: Any
+    server: Server,
+    workflow: Callable[[AsyncClientAPI], Awaitable[T]],
+    *,
+    headers: dict[str, str] | None = None,
+    tenant: str = "default_tenant",
+    database: str = "default_database",
+    **settings: Any,
 ) -> T:
-    """``workflow`` with the official ``AsyncHttpClient`` on a fresh event loop; the client's
-    HTTP connections are closed and its system dropped from the client's cache afterwards."""
+    """``workflow`` with the official ``AsyncHttpClient`` on a fresh event loop.
+
+    chromadb 1.5.9's async client keeps its httpx clients in a class-level dict keyed by event
+    loop and shared by every instance, even one whose construction failed: all are closed before
+    this loop ends, or a later run meets a client of a dead loop (or, when the loop's hash
+    repeats, one sending another test's headers). The async client also ignores auth providers,
+    so credentials go in ``headers``.
+    """
     import chromadb
+    from chromadb.api.async_fastapi import AsyncFastAPI
     from chromadb.api.shared_system_client import SharedSystemClient
     from chromadb.config import Settings as ChromaSettings
 
     async def main() -> T:
-        client = await chromadb.AsyncHttpClient(
-            host=server.host,
-            port=server.port,
-            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True, **settings),
-        )
+        client = None
         try:
+            client = await chromadb.AsyncHttpClient(
+                host=server.host,
+                port=server.port,
+                headers=headers,
+                tenant=tenant,
+                database=database,
+                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True, **settings),
+            )
             return await workflow(client)
         finally:
-            await cast("Any", client)._server._cleanup()
-            SharedSystemClient._identifier_to_system.pop(cast("Any", client)._identifier, None)
+            while AsyncFastAPI._clients:
+                await AsyncFastAPI._clients.popitem()[1].aclose()
+            if client is not None:
+                SharedSystemClient._identifier_to_system.pop(cast("Any", client)._identifier)
 
     return asyncio.run(main())
 

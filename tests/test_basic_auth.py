@@ -5,7 +5,6 @@ hashes and never printed or logged after creation."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import secrets
@@ -20,6 +19,7 @@ import pytest
 
 from chroma_serverless.passwords import verify_password
 from tests.conftest import Server, close_chroma_clients
+from tests.conftest import run_async as run_workflow
 from tests.test_auth import AuthServer
 
 if TYPE_CHECKING:
@@ -154,8 +154,6 @@ def run_async(
 ) -> Any:
     """``workflow`` on the official AsyncHttpClient. chromadb 1.5.9's async client ignores
     ``chroma_client_auth_provider``, so the provider's own headers are passed as ``headers=``."""
-    import chromadb
-    from chromadb.api.async_fastapi import AsyncFastAPI
     from chromadb.auth.basic_authn import BasicAuthClientProvider
     from chromadb.config import Settings, System
 
@@ -163,26 +161,7 @@ def run_async(
     provider = BasicAuthClientProvider(System(Settings(**credentials)))
     headers = {name: value.get_secret_value() for name, value in provider.authenticate().items()}
 
-    async def main() -> Any:
-        try:
-            client = await chromadb.AsyncHttpClient(
-                host=basic.server.host,
-                port=basic.server.port,
-                tenant="acme",
-                database="main",
-                headers=headers,
-                settings=Settings(anonymized_telemetry=False),
-            )
-            return await workflow(client)
-        finally:
-            # The client keeps its httpx clients in a class-level dict keyed by event loop and
-            # shared by every instance, even one whose construction failed: close them all
-            # before this loop closes, or the next run meets a client of a dead loop (or, when
-            # the loop's hash repeats, one sending the previous user's header).
-            while AsyncFastAPI._clients:
-                await AsyncFastAPI._clients.popitem()[1].aclose()
-
-    return asyncio.run(main())
+    return run_workflow(basic.server, workflow, headers=headers, tenant="acme", database="main")
 
 
 ROLES = [("rita", {"read"}), ("walt", {"read", "write"}), ("ada", {"read", "write", "admin"})]
