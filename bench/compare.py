@@ -343,6 +343,7 @@ def throughput(
 ) -> dict[str, float]:
     """``threads`` clients, each its own HttpClient, querying in a loop for ``duration`` s."""
     barrier = threading.Barrier(threads + 1)
+    go = threading.Event()  # set once the deadline is, so no client reads it before
     done = [0] * threads
     errors: list[str] = []
     latencies: list[list[float]] = [[] for _ in range(threads)]
@@ -357,6 +358,7 @@ def throughput(
             return
         rng = np.random.default_rng([7, index])
         barrier.wait()
+        go.wait()
         while time.perf_counter() < deadline[0]:
             q = queries[int(rng.integers(len(queries)))]
             started = time.perf_counter()
@@ -377,6 +379,7 @@ def throughput(
         raise RuntimeError(f"throughput clients failed to start: {errors[:3]}") from exc
     started = time.perf_counter()
     deadline[0] = started + duration
+    go.set()
     for t in pool:
         t.join(duration + REQUEST_TIMEOUT_S)
     elapsed = time.perf_counter() - started

@@ -98,6 +98,25 @@ def test_background_worker_compacts_while_small_writes_go_on(tmp_path: Path) -> 
     assert table.stats()["fragment_stats"]["num_fragments"] < i / 4
 
 
+def test_background_worker_builds_the_vector_index_once_writes_stop(tmp_path: Path) -> None:
+    # GIVEN a collection past the index threshold that keeps being written
+    store = LanceRecordStore(str(tmp_path / "records"), policy=POLICY)
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service.maintainer = BackgroundMaintainer(service, delay=1.0, max_wait=0.2)
+    collection = fill(service, "docs")
+    deadline = time.monotonic() + 2.0
+    i = 0
+    while time.monotonic() < deadline:
+        service.add(collection, RecordBatch(ids=[f"w{i}"], embeddings=vectors(1)))
+        i += 1
+        time.sleep(0.02)
+    # THEN compaction ran meanwhile, but the index (sized from the rows) waited for the end
+    table = store._open(collection.id)
+    assert table is not None and table.stats()["fragment_stats"]["num_fragments"] < i / 4
+    assert not vector_indexed(store, collection)
+    wait_for(lambda: vector_indexed(store, collection), timeout=30)
+
+
 def test_maintain_command(tmp_path: Path) -> None:
     store = LanceRecordStore(str(tmp_path / "records"))
     service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
@@ -196,7 +215,7 @@ def test_maintaining_a_collection_deleted_meanwhile_removes_what_it_wrote(
     store = service.records
     work = store.maintain
 
-    def racing(target: Collection) -> dict[str, Any]:
+    def racing(target: Collection, growing: bool = False) -> dict[str, Any]:
         service.delete_collection("default_tenant", "default_database", "docs")
         store.add(target, RecordBatch(ids=["late"], embeddings=vectors(1)))
         return work(target)
@@ -218,7 +237,7 @@ def test_maintenance_failing_because_the_collection_was_deleted_is_a_quiet_skip(
 ) -> None:
     collection = fill(service, "docs", rows=3)
 
-    def failing(target: Collection) -> dict[str, Any]:
+    def failing(target: Collection, growing: bool = False) -> dict[str, Any]:
         service.delete_collection("default_tenant", "default_database", "docs")
         raise RuntimeError(f"lance error: Not found: {target.id}.lance/_indices/x/page_data.lance")
 
@@ -234,7 +253,7 @@ def test_maintenance_failing_on_a_live_collection_is_still_an_error(
 ) -> None:
     collection = fill(service, "docs", rows=3)
 
-    def failing(target: Collection) -> dict[str, Any]:
+    def failing(target: Collection, growing: bool = False) -> dict[str, Any]:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(service.records, "maintain", failing)

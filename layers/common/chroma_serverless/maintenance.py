@@ -31,7 +31,7 @@ class NoMaintenance:
         pass
 
 
-def maintain(service: Service, collection_id: str) -> dict[str, Any]:
+def maintain(service: Service, collection_id: str, growing: bool = False) -> dict[str, Any]:
     """Maintain one collection. One deleted before or during the work is a quiet skip: its
     records are dropped (again) after the last file this maintainer wrote, since a delete
     racing the work may have removed the table while an index build or compaction was still
@@ -41,7 +41,7 @@ def maintain(service: Service, collection_id: str) -> dict[str, Any]:
     except NotFoundError:
         return _forget(service, collection_id)
     try:
-        report = service.records.maintain(collection)
+        report = service.records.maintain(collection, growing)
     except Exception:
         if _exists(service, collection_id):
             raise
@@ -101,11 +101,13 @@ def maintain_all(service: Service) -> list[dict[str, Any]]:
 
 class BackgroundMaintainer:
     """A daemon thread: a collection is maintained ``delay`` seconds after its last write, and
-    at most ``max_wait`` seconds after the first write since it was last maintained.
+    compacted at most ``max_wait`` seconds after the first write since it was last maintained.
 
     The cap matters under a steady stream of small writes: each one adds a fragment (and a
     version), every read pays for each fragment, and a debounce alone would postpone compaction
-    for as long as the writes go on.
+    for as long as the writes go on. Such a run leaves the vector index alone (its partitions are
+    sized from the row count, so one built halfway through an ingest would be too coarse): that
+    waits for the run after the writes stop.
     """
 
     def __init__(self, service: Service, delay: float = 5.0, max_wait: float = 2.0) -> None:
@@ -114,6 +116,7 @@ class BackgroundMaintainer:
         self._max_wait = max_wait
         self._due: dict[str, float] = {}
         self._deadline: dict[str, float] = {}
+        self._last: dict[str, float] = {}  # the collection's latest write
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
         self._thread.start()
@@ -121,6 +124,7 @@ class BackgroundMaintainer:
     def touch(self, collection_id: str) -> None:
         with self._wake:
             now = time.monotonic()
+            self._last[collection_id] = now
             deadline = self._deadline.setdefault(collection_id, now + self._max_wait)
             self._due[collection_id] = min(now + self._delay, deadline)
             self._wake.notify()
@@ -136,9 +140,16 @@ class BackgroundMaintainer:
                     self._wake.wait(wait)
                     continue
                 del self._due[collection_id]
-                del self._deadline[collection_id]
+                self._deadline.pop(collection_id, None)
+                # Still being written (the cap, not the debounce, fired): compact now, and
+                # come back for the vector index once the writes have stopped.
+                growing = time.monotonic() - self._last[collection_id] < self._delay
+                if growing:
+                    self._due[collection_id] = self._last[collection_id] + self._delay
+                else:
+                    del self._last[collection_id]
             try:
-                maintain(self._service, collection_id)
+                maintain(self._service, collection_id, growing)
             except Exception:  # keep the thread alive; the next write retries
                 log.exception("maintenance of %s failed", collection_id)
 

@@ -114,8 +114,10 @@ class RecordStore(Protocol):
     def count(self, collection: Collection) -> int:
         """Number of records."""
 
-    def maintain(self, collection: Collection) -> dict[str, Any]:
-        """Build and refresh indexes, compact, clean old versions; returns what it did."""
+    def maintain(self, collection: Collection, growing: bool = False) -> dict[str, Any]:
+        """Build and refresh indexes, compact, clean old versions; returns what it did.
+        ``growing``: writes are still arriving, so the vector index (sized from the row count)
+        waits for a later run."""
 
     def index_status(self, collection: Collection) -> tuple[int, int]:
         """(rows in the vector index, rows searched by scan); all rows count as indexed while
@@ -488,7 +490,7 @@ class LanceRecordStore:
         return 0, rows
 
     @_retry_on_conflict
-    def maintain(self, collection: Collection) -> dict[str, Any]:
+    def maintain(self, collection: Collection, growing: bool = False) -> dict[str, Any]:
         """Index, compact and clean one collection; safe to run while others read and write
         (a write committed between its steps makes it start over, from what is already built).
 
@@ -502,7 +504,8 @@ class LanceRecordStore:
             return {"rows": 0}
         report: dict[str, Any] = {"rows": int(table.count_rows())}
         indexed = {tuple(index.columns) for index in table.list_indices()}
-        if (layout.EMBEDDING,) not in indexed and report["rows"] >= self.policy.threshold:
+        build = not growing and report["rows"] >= self.policy.threshold
+        if (layout.EMBEDDING,) not in indexed and build:
             dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
             config = IvfPq(
                 distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
