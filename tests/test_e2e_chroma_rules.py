@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-import chromadb
 import httpx
 import pytest
 from chromadb.api.async_client import AsyncAdminClient
@@ -16,9 +15,10 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InvalidArgumentError, NotFoundError
 
 from tests.conftest import run_async
+from tests.test_e2e_client import admin_client
 
 if TYPE_CHECKING:
-    from chromadb.api import AdminAPI, AsyncClientAPI, ClientAPI
+    from chromadb.api import AsyncClientAPI, ClientAPI
 
     from tests.conftest import Server
 
@@ -28,17 +28,6 @@ DB = "/api/v2/tenants/default_tenant/databases/default_database"
 HUGE = 2**64  # past SQLite's and Arrow's 64-bit integers
 PAST_U32 = 2**32  # the first value Chroma's server (u32) refuses
 EMPTY_METADATA = "Metadata cannot be empty"
-
-
-def admin_client(server: Server) -> AdminAPI:
-    return chromadb.AdminClient(
-        ChromaSettings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI",
-            chroma_server_host=server.host,
-            chroma_server_http_port=server.port,
-            anonymized_telemetry=False,
-        )
-    )
 
 
 async def async_admin(server: Server, action: str, *args: Any, **kwargs: Any) -> Any:

@@ -98,7 +98,7 @@ def test_background_worker_compacts_while_small_writes_go_on(tmp_path: Path) -> 
     assert table.stats()["fragment_stats"]["num_fragments"] < i / 4
 
 
-def test_background_worker_builds_the_vector_index_once_writes_stop(tmp_path: Path) -> None:
+def test_background_worker_indexes_a_large_collection_once_writes_stop(tmp_path: Path) -> None:
     # GIVEN a collection past the index threshold that keeps being written
     store = LanceRecordStore(str(tmp_path / "records"), policy=POLICY)
     service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
@@ -110,9 +110,8 @@ def test_background_worker_builds_the_vector_index_once_writes_stop(tmp_path: Pa
         service.add(collection, RecordBatch(ids=[f"w{i}"], embeddings=vectors(1)))
         i += 1
         time.sleep(0.02)
-    # THEN compaction ran meanwhile, but the index (sized from the rows) waited for the end
-    table = store._open(collection.id)
-    assert table is not None and table.stats()["fragment_stats"]["num_fragments"] < i / 4
+    # THEN the index (sized from the rows) waited for the end of the writes
+    assert i > 40
     assert not vector_indexed(store, collection)
     wait_for(lambda: vector_indexed(store, collection), timeout=30)
 

@@ -105,9 +105,9 @@ class BackgroundMaintainer:
 
     The cap matters under a steady stream of small writes: each one adds a fragment (and a
     version), every read pays for each fragment, and a debounce alone would postpone compaction
-    for as long as the writes go on. Such a run leaves the vector index alone (its partitions are
-    sized from the row count, so one built halfway through an ingest would be too coarse): that
-    waits for the run after the writes stop.
+    for as long as the writes go on. Such a run only compacts collections below the index
+    threshold; a larger one (an ingest) waits for the run after the writes stop, so it is not
+    rewritten again and again and its vector index is sized from all of its rows.
     """
 
     def __init__(self, service: Service, delay: float = 5.0, max_wait: float = 2.0) -> None:

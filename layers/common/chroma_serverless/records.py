@@ -116,8 +116,8 @@ class RecordStore(Protocol):
 
     def maintain(self, collection: Collection, growing: bool = False) -> dict[str, Any]:
         """Build and refresh indexes, compact, clean old versions; returns what it did.
-        ``growing``: writes are still arriving, so the vector index (sized from the row count)
-        waits for a later run."""
+        ``growing``: writes are still arriving; a collection past the index threshold is then
+        left for a later run."""
 
     def index_status(self, collection: Collection) -> tuple[int, int]:
         """(rows in the vector index, rows searched by scan); all rows count as indexed while
@@ -503,9 +503,14 @@ class LanceRecordStore:
         if table is None:
             return {"rows": 0}
         report: dict[str, Any] = {"rows": int(table.count_rows())}
+        if growing and report["rows"] >= self.policy.threshold:
+            # A large collection still being written (an ingest): compacting now would rewrite
+            # it again and again (each rewrite kept for the retention window) and its vector
+            # index would be sized from a fraction of its rows; all waits for the writes to end.
+            report["deferred"] = True
+            return report
         indexed = {tuple(index.columns) for index in table.list_indices()}
-        build = not growing and report["rows"] >= self.policy.threshold
-        if (layout.EMBEDDING,) not in indexed and build:
+        if (layout.EMBEDDING,) not in indexed and report["rows"] >= self.policy.threshold:
             dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
             config = IvfPq(
                 distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
