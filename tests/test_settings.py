@@ -77,3 +77,11 @@ def test_bodies_over_the_limit_are_413_chroma_errors(service: Service, tmp_path:
         assert large.json()["error"] == "BatchSizeExceededError"
         assert "chroma-trace-id" in large.headers
         assert api.get(f"{db}/collections/{collection['id']}/count").json() == 1
+
+
+def test_snapshot_memory_is_sized_from_the_lambda_function_memory() -> None:
+    assert Settings.from_env({}).index.memory_mb == 256
+    on_lambda = Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"})
+    assert on_lambda.index.memory_mb == 376
+    chosen = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008", "CHROMA_SERVERLESS_INDEX_MEMORY_MB": "50"}
+    assert Settings.from_env(chosen).index.memory_mb == 50

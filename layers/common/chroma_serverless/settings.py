@@ -24,6 +24,9 @@ DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 # much for the id, document, uri and metadata.
 RECORD_OVERHEAD_BYTES = 2048
 
+# On Lambda the snapshot cache of small collections is sized from the function's memory.
+LAMBDA_MEMORY_SHARE = 8
+
 Mode = Literal["embedded", "aws"]
 
 
@@ -93,6 +96,10 @@ class Settings:
         maintenance = get("MAINTENANCE", "queue" if queue_url else "off")
         if maintenance not in ("off", "background", "queue"):
             raise ValueError(f"{PREFIX}MAINTENANCE must be off, background or queue")
+        defaults = {f.name: f.default for f in dataclasses.fields(IndexPolicy)}
+        lambda_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        if lambda_mb:  # in-memory snapshots take at most an eighth of the function's memory
+            defaults["memory_mb"] = max(16, int(lambda_mb) // LAMBDA_MEMORY_SHARE)
         body_limit = get(
             "MAX_BODY_BYTES",
             str(LAMBDA_MAX_BODY_BYTES if mode == "aws" else DEFAULT_MAX_BODY_BYTES),
@@ -116,7 +123,7 @@ class Settings:
             maintenance_queue_url=queue_url or None,
             index=IndexPolicy(
                 **{
-                    f.name: int(get("INDEX_" + f.name.upper(), str(f.default)))
+                    f.name: int(get("INDEX_" + f.name.upper(), str(defaults[f.name])))
                     for f in dataclasses.fields(IndexPolicy)
                 }
             ),
