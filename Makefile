@@ -11,7 +11,7 @@ PYTHON312 ?= $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12
 SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: run test lint model sam check-python clean model-context sam-build local-api sam-e2e
+.PHONY: run test lint model sam check-python clean model-context sam-build compile-zip local-api sam-e2e
 
 $(INSTALLED): pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,7 @@ test: lint model
 sam: $(SAM_VENV)/.installed
 	$(SAM) validate --lint
 	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build ControlFunction
+	$(MAKE) --no-print-directory compile-zip
 	$(PYTHON312) infra/smoke_build.py
 
 # The Lambda path (needs Docker and the base image public.ecr.aws/lambda/python:3.12; where that
@@ -66,6 +67,16 @@ model-context: model
 # layer cache makes a rebuild after a code edit a matter of seconds).
 sam-build: $(SAM_VENV)/.installed model-context
 	PATH="$(dir $(PYTHON312)):$$PATH" DOCKER_BUILDKIT=0 $(SAM) build
+	$(MAKE) --no-print-directory compile-zip
+
+# Lambda unpacks a zip function and its layers on a read-only filesystem, so Python cannot cache
+# bytecode there: without .pyc files every cold start compiles every module it imports (~1 s of
+# the control function's). `sam build` ships none; `sam deploy` zips what this adds. Unchecked
+# hashes, because zip keeps modification times only to 2 s and a timestamp .pyc whose source
+# looks newer is ignored.
+compile-zip:
+	$(PYTHON312) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+		.aws-sam/build/CommonLayer .aws-sam/build/ControlFunction >/dev/null
 
 # The whole template under `sam local start-api` on http://127.0.0.1:$(PORT), moto's server as
 # AWS (infra/local_api.py). Ctrl-C stops everything it started.

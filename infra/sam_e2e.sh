@@ -55,7 +55,8 @@ BEFORE_NETWORKS=$(docker network ls --filter name=chroma-sls- --format '{{.Name}
 step "sam build (every function; the data image from build/model)"
 mkdir -p build
 export PATH="$SAM_VENV/bin:$(dirname "$PYTHON312"):$PATH" DOCKER_BUILDKIT=0 SAM_CLI_TELEMETRY=0
-timeout 1800 sam build >build/sam-build.log 2>&1 || { tail -40 build/sam-build.log; exit 1; }
+timeout 1800 "${MAKE:-make}" --no-print-directory sam-build >build/sam-build.log 2>&1 \
+  || { tail -40 build/sam-build.log; exit 1; }
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(datafunction|maintenancefunction):' >&2 || true
 
 step "pytest tests/test_sam_local.py"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -489,10 +488,6 @@ class LambdaContainer:
         done = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True)
         return done.stdout + done.stderr
 
-    def init_durations(self) -> list[float]:
-        """Init Duration (ms) from the emulator's REPORT lines: the runtime's import phase."""
-        return [float(m) for m in re.findall(r"Init Duration: ([\d.]+) ms", self.logs())]
-
     def environ(self) -> dict[str, str]:
         """The environment the emulator (and so the runtime) started with."""
         raw_env = docker("exec", self.name, "cat", "/proc/1/environ")
@@ -534,7 +529,6 @@ def test_control_function_cold_and_warm_start(function_env: dict[str, Any]) -> N
             "ControlFunction",
             {
                 "cold_s": cold,
-                "init_s": container.init_durations()[0] / 1000,
                 "warm_s": warm,
                 "warm_catalog_read_s": catalog,
             },
@@ -569,7 +563,6 @@ def test_data_function_cold_start_to_first_query(function_env: dict[str, Any]) -
             "DataFunction",
             {
                 "cold_first_query_s": cold,
-                "init_s": container.init_durations()[0] / 1000,
                 "warm_query_s": warm,
                 "first_query_texts_s (model load)": first_text,
                 "warm_query_texts_s": warm_text,
