@@ -75,6 +75,15 @@ CloudFormationLoader.add_multi_constructor(
 )
 
 
+# `make local-api` runs this under make, which dies on SIGTERM without passing it on: a change of
+# parent means the command was stopped, and counts as SIGTERM.
+PARENT = os.getppid()
+
+
+def orphaned() -> bool:
+    return os.getppid() != PARENT
+
+
 def log(message: str) -> None:
     print(f"local-api: {message}", file=sys.stderr, flush=True)
 
@@ -99,6 +108,8 @@ def wait_for(what: str, probe: Any, timeout: float, alive: Any = None) -> None:
     """Poll ``probe()`` until truthy; fail after ``timeout`` s or once ``alive()`` is false."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if orphaned():
+            raise KeyboardInterrupt
         if alive is not None and not alive():
             raise RuntimeError(f"{what}: the process exited")
         with contextlib.suppress(Exception):
@@ -362,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         assert stack.sam is not None
         while stack.sam.poll() is None:
+            if orphaned():
+                raise KeyboardInterrupt
             time.sleep(1)
         log(f"sam local start-api exited ({stack.sam.returncode})")
         return 1
