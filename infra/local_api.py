@@ -151,7 +151,18 @@ class LocalApi:
 
     def start(self) -> None:
         if not BUILT_TEMPLATE.is_file():
-            raise RuntimeError(f"{BUILT_TEMPLATE} is missing: run `sam build` first")
+            raise RuntimeError(f"{BUILT_TEMPLATE} is missing: run `make sam-build` first")
+        # `sam build ControlFunction` (make sam) rewrites the built template without the images;
+        # sam local then fails with "Resource ID was not provided".
+        built = yaml.load(BUILT_TEMPLATE.read_text(), Loader=CloudFormationLoader)["Resources"]
+        unbuilt = [
+            name
+            for name in FUNCTIONS
+            if built[name]["Properties"].get("PackageType") == "Image"
+            and not built[name]["Properties"].get("ImageUri")
+        ]
+        if unbuilt:
+            raise RuntimeError(f"{', '.join(unbuilt)} not built: run `make sam-build` first")
         ensure_moto_image()
         docker("network", "create", self.name)
         self.network_created = True
