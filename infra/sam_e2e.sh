@@ -39,10 +39,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-[ -x "$LAMBDA_DOCKER" ] || { echo "sam-e2e: $LAMBDA_DOCKER not found (set LAMBDA_DOCKER)" >&2; exit 1; }
+[ -f "$LAMBDA_DOCKER" ] || { echo "sam-e2e: $LAMBDA_DOCKER not found (set LAMBDA_DOCKER)" >&2; exit 1; }
 step "Docker, SAM CLI and the Lambda base image ($LAMBDA_DOCKER)"
 docker info >/dev/null 2>&1 && DOCKER_WAS_UP=1 || DOCKER_WAS_UP=""
-if ! setup=$(timeout 900 "$LAMBDA_DOCKER"); then
+if ! setup=$(timeout 900 bash "$LAMBDA_DOCKER"); then
   # It may have started dockerd before failing: stop that one (never a daemon already running).
   pidfile=${WORK:-/var/tmp/lambda-docker}/dockerd.pid
   [ -n "$DOCKER_WAS_UP" ] || [ ! -f "$pidfile" ] || DOCKERD_PID=$(cat "$pidfile")
