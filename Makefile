@@ -11,7 +11,7 @@ PYTHON312 ?= $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12
 SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: run test lint model sam check-python clean
+.PHONY: run test lint model sam check-python clean model-context sam-build compile-zip local-api sam-e2e
 
 $(INSTALLED): pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,48 @@ test: lint model
 sam: $(SAM_VENV)/.installed
 	$(SAM) validate --lint
 	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build ControlFunction
+	$(MAKE) --no-print-directory compile-zip
 	$(PYTHON312) infra/smoke_build.py
+
+# The Lambda path (needs Docker and the base image public.ecr.aws/lambda/python:3.12; where that
+# registry is out of reach, ../shared/tools/lambda-docker.sh builds a local stand-in).
+# The data image takes the model that `make model` exported from build/model (no torch in the
+# image build); copied only when its manifest (sizes and hashes of every file) changed.
+MODEL_CONTEXT := build/model
+PORT ?= 3000
+
+model-context: model
+	@src="$$($(BIN)/python -m chroma_serverless.model_build --quiet)"; \
+	if ! cmp -s "$$src/build.json" $(MODEL_CONTEXT)/build.json; then \
+		rm -rf $(MODEL_CONTEXT).tmp && mkdir -p $(dir $(MODEL_CONTEXT)) && \
+		cp -a "$$src" $(MODEL_CONTEXT).tmp && rm -rf $(MODEL_CONTEXT) && \
+		mv $(MODEL_CONTEXT).tmp $(MODEL_CONTEXT) && echo "staged $$src in $(MODEL_CONTEXT)"; \
+	fi
+
+# Every function of the template: the layer and zip function, and the data image (Docker's
+# layer cache makes a rebuild after a code edit a matter of seconds).
+sam-build: $(SAM_VENV)/.installed model-context
+	PATH="$(dir $(PYTHON312)):$$PATH" DOCKER_BUILDKIT=0 $(SAM) build
+	$(MAKE) --no-print-directory compile-zip
+
+# Lambda unpacks a zip function and its layers on a read-only filesystem, so Python cannot cache
+# bytecode there: without .pyc files every cold start compiles every module it imports (~1 s of
+# the control function's). `sam build` ships none; `sam deploy` zips what this adds. Unchecked
+# hashes, because zip keeps modification times only to 2 s and a timestamp .pyc whose source
+# looks newer is ignored.
+compile-zip:
+	$(PYTHON312) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+		.aws-sam/build/CommonLayer .aws-sam/build/ControlFunction >/dev/null
+
+# The whole template under `sam local start-api` on http://127.0.0.1:$(PORT), moto's server as
+# AWS (infra/local_api.py). Ctrl-C stops everything it started.
+local-api: sam-build
+	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(BIN)/python infra/local_api.py --port $(PORT)
+
+# End to end through API Gateway emulation, Lambda's runtime limits and cold starts
+# (infra/sam_e2e.sh: starts Docker with lambda-docker.sh when needed, cleans up on every exit).
+sam-e2e: $(SAM_VENV)/.installed model-context
+	BIN="$(abspath $(BIN))" SAM_VENV="$(abspath $(SAM_VENV))" PYTHON312="$(PYTHON312)" infra/sam_e2e.sh
 
 $(SAM_VENV)/.installed:
 	@test -x "$(PYTHON312)" || { echo "Python 3.12 not found (set PYTHON312=...)"; exit 1; }
@@ -54,4 +95,4 @@ $(SAM_VENV)/.installed:
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam build .pytest_cache .mypy_cache .ruff_cache .hypothesis
