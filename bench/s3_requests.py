@@ -1,6 +1,7 @@
 """Object-store traffic of the S3 mode: requests and bytes per query against moto's S3.
 
-    python bench/s3_requests.py [--rows 100000] [--dataset lowrank] [--warm 50] [--out FILE]
+    python bench/s3_requests.py [--rows 100000] [--dataset lowrank] [--warm 50] \\
+        [--latency-ms 20] [--out FILE]
 
 Runs moto's server in this process behind a WSGI middleware that counts every request (method,
 kind: GET with or without Range, HEAD, LIST, PUT, ...) and the bytes sent and received, grouped
@@ -18,6 +19,9 @@ each phase to the middleware (``GET /__bench__/phase/<name>``, not counted):
 - ``warm_query``: ``--warm`` more queries on the same store (different query vectors);
 - ``first_filtered`` / ``warm_filtered``: queries with ``where={"category": 3}``;
 - ``first_get`` / ``warm_get``: ``get`` with a 1% ``score`` range, ``limit=100``.
+
+With ``--latency-ms`` every object-store request after the build waits that long first, as a
+real store's first byte does, so the reported latencies show what the request pattern costs.
 
 Reports requests and bytes per operation per phase, the cold bytes as a share of the raw
 vector column (rows x 384 x 4 bytes) and of the table's objects, and the time from spawning the
@@ -126,6 +130,7 @@ class Counter:
             lambda: defaultdict(lambda: {"requests": 0, "bytes_out": 0, "bytes_in": 0})
         )
         self.log: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.latency = 0.0  # seconds added before every counted request (``--latency-ms``)
 
     def set_phase(self, phase: str) -> None:
         with self.lock:
@@ -144,6 +149,8 @@ class Counter:
     ) -> Iterator[bytes]:
         with self.lock:
             phase = self.phase
+        if self.latency:  # first-byte latency of a real object store, per request
+            time.sleep(self.latency)
         method = environ.get("REQUEST_METHOD", "")
         byte_range = environ.get("HTTP_RANGE")
         kind = classify(method, environ.get("QUERY_STRING", ""), byte_range is not None)
@@ -419,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-requests", action="store_true", help="write every request of every phase to --out"
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="latency added to every object-store request after the build (real S3: 10-30 ms)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -455,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         build = build_table(store, collection, vectors)
         del store
         moto.counter.set_phase("inspect")
+        moto.counter.latency = args.latency_ms / 1000
         sizes = object_sizes(moto.endpoint, f"{PREFIX}/{collection.id}.lance")
         with tempfile.TemporaryDirectory() as tmp:
             queries_file = Path(tmp) / "queries.npy"
