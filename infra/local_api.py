@@ -75,6 +75,12 @@ CloudFormationLoader.add_multi_constructor(
 )
 
 
+def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    """A SAM template as plain data (intrinsic functions kept as their arguments)."""
+    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=CloudFormationLoader)
+    return loaded
+
+
 # `make local-api` runs this under make, which dies on SIGTERM without passing it on: a change of
 # parent means the command was stopped, and counts as SIGTERM.
 PARENT = os.getppid()
@@ -154,7 +160,7 @@ class LocalApi:
             raise RuntimeError(f"{BUILT_TEMPLATE} is missing: run `make sam-build` first")
         # `sam build ControlFunction` (make sam) rewrites the built template without the images;
         # sam local then fails with "Resource ID was not provided".
-        built = yaml.load(BUILT_TEMPLATE.read_text(), Loader=CloudFormationLoader)["Resources"]
+        built = load_template(BUILT_TEMPLATE)["Resources"]
         unbuilt = [
             name
             for name in FUNCTIONS
@@ -293,9 +299,7 @@ def ensure_moto_image() -> None:
 def create_resources(endpoint: str, token: str) -> dict[str, str]:
     """The stack's catalog table, records bucket, maintenance queues and admin-token secret, on
     moto, with the properties template.yaml gives them."""
-    resources = yaml.load((ROOT / "template.yaml").read_text(), Loader=CloudFormationLoader)[
-        "Resources"
-    ]
+    resources = load_template()["Resources"]
 
     def client(service: str) -> Any:
         return boto3.client(

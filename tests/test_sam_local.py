@@ -30,9 +30,9 @@ import chromadb
 import httpx
 import numpy as np
 import pytest
-import yaml
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InvalidArgumentError, NotFoundError
+from infra.local_api import load_template
 
 from tests.conftest import Server
 from tests.lambda_events import load_event
@@ -60,27 +60,6 @@ DIM = 384  # the server-side model's dimension, so every add below shares one co
 RUNNING_TIMEOUT = 420  # s: moto's image build on a fresh machine, then sam's eager containers
 INVOKE_TIMEOUT = 120
 STARTS: dict[str, Any] = {}
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """Reads ``!Ref``, ``!Sub``, ``!GetAtt`` ... as plain values."""
-
-
-CloudFormationLoader.add_multi_constructor(
-    "!",
-    lambda loader, suffix, node: (
-        loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode)
-        else loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node)
-    ),
-)
-
-
-def template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=CloudFormationLoader)
-    return loaded
 
 
 # ------------------------------------------------------------------------- the stack
@@ -310,7 +289,7 @@ def route_requests(
 def test_every_route_of_the_template_answers(stack: dict[str, Any]) -> None:
     events = {
         name: event["Properties"]
-        for resource in template()["Resources"].values()
+        for resource in load_template()["Resources"].values()
         for name, event in resource.get("Properties", {}).get("Events", {}).items()
         if event["Type"] == "Api"
     }
@@ -407,7 +386,7 @@ class LambdaContainer:
         function: str,
         env: dict[str, str] | None = None,
     ) -> None:
-        source = template()
+        source = load_template()
         props = source["Resources"][function]["Properties"]
         memory = props.get("MemorySize")
         if not isinstance(memory, int):  # !Ref <Parameter>: its default
@@ -446,7 +425,7 @@ class LambdaContainer:
             command += ["-e", f"{key}={value}"]
         if props.get("PackageType") == "Image":
             # What `sam build` tagged (it writes the tag into the built template).
-            image = template(BUILD / "template.yaml")["Resources"][function]["Properties"][
+            image = load_template(BUILD / "template.yaml")["Resources"][function]["Properties"][
                 "ImageUri"
             ]
             handler = props.get("ImageConfig", {}).get("Command", ["app.handler"])[0]

@@ -4,7 +4,6 @@ writes and reads: the same random workload runs on a store with snapshots and on
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 from chroma_serverless.records import LanceRecordStore
 from chroma_serverless.snapshot import Snapshot, SnapshotCache
 from chroma_serverless.types import (
-    Collection,
     DeleteRequest,
     Filter,
     GetRequest,
@@ -21,24 +19,15 @@ from chroma_serverless.types import (
     QueryRequest,
     RecordBatch,
 )
+from tests.test_records_contract import collection
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from chroma_serverless.types import Collection
+
 DIMENSION = 4
 INCLUDE_ALL = ("embeddings", "documents", "uris", "metadatas")
-
-
-def collection() -> Collection:
-    return Collection(
-        id=str(uuid.uuid4()),
-        name="snap",
-        tenant="default_tenant",
-        database="default_database",
-        metadata=None,
-        configuration={},
-        dimension=DIMENSION,
-    )
 
 
 def random_batch(rng: np.random.Generator, ids: list[str], full: bool) -> RecordBatch:
@@ -77,7 +66,7 @@ def test_memory_reads_agree_with_the_engine_through_interleaved_writes(
 ) -> None:
     memory = LanceRecordStore(str(tmp_path / "memory"))
     engine = LanceRecordStore(str(tmp_path / "engine"), policy=IndexPolicy(memory_rows=0))
-    target = collection()
+    target = collection(DIMENSION)
     rng_data = np.random.default_rng(seed)
     for step in range(40):
         op = ["add", "upsert", "update", "delete_ids", "delete_where", "read"][step % 6]
@@ -104,7 +93,7 @@ def test_memory_reads_agree_with_the_engine_through_interleaved_writes(
 
 def test_writes_carry_the_snapshot_forward_instead_of_rereading(tmp_path: Path) -> None:
     store = LanceRecordStore(str(tmp_path / "records"))
-    target = collection()
+    target = collection(DIMENSION)
 
     def batch(ids: list[str], k: int, vectors: bool = True) -> RecordBatch:
         embeddings = np.ones((len(ids), DIMENSION), dtype=np.float32) if vectors else None

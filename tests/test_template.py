@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
 from fastapi.routing import APIRoute
+from infra.local_api import load_template
 
 from chroma_serverless.app import control_routers, data_routers
 from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
@@ -30,29 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_PLANES = {"ControlFunction": "control", "DataFunction": "data"}
 CATCH_ALL = "/{proxy+}"
 ADMIN_TOKEN = "csk-template-test-admin"
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """Reads ``!Ref``, ``!Sub``, ``!GetAtt`` ... as plain values."""
-
-
-CloudFormationLoader.add_multi_constructor(
-    "!",
-    lambda loader, suffix, node: (
-        loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode)
-        else loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node)
-    ),
-)
-
-
-def load_template() -> dict[str, Any]:
-    template: dict[str, Any] = yaml.load(
-        (ROOT / "template.yaml").read_text(), Loader=CloudFormationLoader
-    )
-    return template
 
 
 def shape(path: str) -> str:
