@@ -320,6 +320,7 @@ class LanceRecordStore:
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         table = self._open(collection.id)
+        snapshot = None if table is None else self._in_memory(collection.id, table)
         if request.filter.ids is not None:
             self._check_ids_exist(table, request.filter.ids)
         result = QueryResult(ids=[])
@@ -327,7 +328,6 @@ class LanceRecordStore:
         for name in ("distances", "embeddings", "documents", "uris", "metadatas"):
             if name in include:
                 setattr(result, name, [])
-        snapshot = None if table is None else self._in_memory(collection.id, table)
         mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
         for vector in request.embeddings:
             if snapshot is not None and mask is not None:
@@ -381,8 +381,7 @@ class LanceRecordStore:
         query (500 "Error finding id"); here it is the caller's error, naming the ids."""
         found: set[str] = set()
         if table is not None and ids:
-            data = self._select(table, to_sql(_ids_filter(ids), ()), [layout.ID])
-            found = set(data.column(layout.ID).to_pylist())
+            found = set(self._rows_of(table, ids, ()).column(layout.ID).to_pylist())
         missing = [i for i in dict.fromkeys(ids) if i not in found]
         if missing:
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -544,19 +543,20 @@ class LanceRecordStore:
             return query.to_arrow()
 
     def _rows_by_id(self, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The stored rows of ``ids`` (to merge into): from the table's snapshot when one of
-        this very version is in memory, else from the engine."""
-        include: tuple[Include, ...] = ("embeddings", "documents", "uris", "metadatas")
-        snapshot = self._memory.get(table.name, table.version)
-        if snapshot is not None:
-            mask = row_mask(_ids_filter(ids), snapshot.data)
-            assert mask is not None  # an ids filter never needs the engine
-            data = snapshot.rows(mask, 0, None, _columns(snapshot.data.column_names, include))
-        else:
-            data = self._select(
-                table, to_sql(_ids_filter(ids), ()), _columns(self._names(table), include)
-            )
+        """The stored rows of ``ids``, to merge into."""
+        data = self._rows_of(table, ids, ("embeddings", "documents", "uris", "metadatas"))
         return {row["id"]: row for row in _records(data)}
+
+    def _rows_of(self, table: Any, ids: list[str], include: Sequence[Include]) -> pa.Table:
+        """The rows of ``ids`` (``id``, ``seq`` and the columns of ``include``): from the
+        table's snapshot when one of this very version is in memory, else from the engine."""
+        snapshot = self._memory.get(table.name, table.version)
+        if snapshot is None:
+            columns = _columns(self._names(table), include)
+            return self._select(table, to_sql(_ids_filter(ids), ()), columns)
+        mask = row_mask(_ids_filter(ids), snapshot.data)
+        assert mask is not None  # an ids filter never needs the engine
+        return snapshot.rows(mask, 0, None, _columns(snapshot.data.column_names, include))
 
     # ------------------------------------------------------------------ tables
 
