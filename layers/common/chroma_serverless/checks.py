@@ -1,5 +1,5 @@
-"""Value checks shared by every route: tenant and database names, and counts (limit, offset,
-n_results). A leaf: it imports nothing from the package but the errors."""
+"""Value checks shared by every route: tenant, database and collection names, and counts
+(limit, offset, n_results). A leaf: it imports nothing from the package but the errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 from chroma_serverless.errors import InvalidArgumentError
 
-# Chroma's rule for database (and collection) names; tenants need only 3 characters there.
+# Chroma's rule for collection and database names; tenants need only 3 characters there.
 NAME_RULE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]\Z")
 MAX_TENANT = 256
 # Chroma's server reads limit, offset and n_results as u32; larger values are bad input here
@@ -18,10 +18,19 @@ MAX_COUNT = 2**32 - 1
 def database_name(name: str) -> str:
     """Chroma's rule: 3-512 characters from [a-zA-Z0-9._-], starting and ending with a letter
     or digit. ``..`` is refused as well: names never become paths, but stay safe if they did."""
-    if not NAME_RULE.match(name) or ".." in name:
+    return _chroma_name(name, "")
+
+
+def collection_name(name: object) -> str:
+    """The database rule, worded as Chroma's server words it for collections."""
+    return _chroma_name(name, "Validation error: name: ")
+
+
+def _chroma_name(name: object, prefix: str) -> str:
+    if not isinstance(name, str) or not NAME_RULE.match(name) or ".." in name:
         raise InvalidArgumentError(
-            "Expected a name containing 3-512 characters from [a-zA-Z0-9._-], starting and "
-            f"ending with a character in [a-zA-Z0-9]. Got: {name}"
+            f"{prefix}Expected a name containing 3-512 characters from [a-zA-Z0-9._-], "
+            f"starting and ending with a character in [a-zA-Z0-9]. Got: {name}"
         )
     return name
 

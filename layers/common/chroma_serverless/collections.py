@@ -1,8 +1,7 @@
-"""Collections: name rules, metadata validation and the wire JSON."""
+"""Collections: metadata validation and the wire JSON."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from chroma_serverless import collection_schema
@@ -13,17 +12,6 @@ if TYPE_CHECKING:
     from chroma_serverless.types import Collection, Metadata
 
 MAX_KEY = 256  # metadata keys become column names
-NAME_RULE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]\Z")
-
-
-def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME_RULE.match(name) or ".." in name:
-        raise InvalidArgumentError(
-            "Validation error: name: Expected a name containing 3-512 characters from "
-            "[a-zA-Z0-9._-], starting and ending with a character in [a-zA-Z0-9]. "
-            f"Got: {name}"
-        )
-    return name
 
 
 def validate_metadata(metadata: object, what: str = "metadata", allow_none: bool = False) -> Any:

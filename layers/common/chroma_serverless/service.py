@@ -131,7 +131,7 @@ class Service:
         reconciled = collection_schema.reconcile(sent_schema, internal)
         collection = Collection(
             id=str(uuid.uuid4()),
-            name=collections.validate_name(name),
+            name=checks.collection_name(name),
             tenant=tenant,
             database=database,
             metadata=metadata,
@@ -174,7 +174,7 @@ class Service:
             configuration = collection_schema.to_configuration(schema)
         return self.catalog.update_collection(
             current.id,
-            None if new_name is None else collections.validate_name(new_name),
+            None if new_name is None else checks.collection_name(new_name),
             collections.validate_collection_metadata(new_metadata, "new_metadata"),
             configuration,
             schema,
