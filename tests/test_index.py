@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from chroma_serverless.records import LanceRecordStore
+from chroma_serverless.records.search import nprobes
 from chroma_serverless.types import (
     Collection,
     DeleteRequest,
@@ -162,11 +163,10 @@ def test_compaction_keeps_every_row_and_id(store: LanceRecordStore) -> None:
     assert len(after.ids) == ROWS - 1 and "r3" not in after.ids
 
 
-def test_ef_search_scales_the_partitions_probed(tmp_path: Path) -> None:
-    store = LanceRecordStore(str(tmp_path), policy=POLICY)
+def test_ef_search_scales_the_partitions_probed() -> None:
     wide = Collection("x", "c", "t", "d", None, {"hnsw": {"space": "l2", "ef_search": 400}})
-    assert store._nprobes(collection()) == POLICY.nprobes
-    assert store._nprobes(wide) == 4 * POLICY.nprobes
+    assert nprobes(POLICY, collection(), None) == POLICY.nprobes
+    assert nprobes(POLICY, wide, None) == 4 * POLICY.nprobes
 
 
 def test_indexing_status_counts_rows_waiting_for_the_index(store: LanceRecordStore) -> None:

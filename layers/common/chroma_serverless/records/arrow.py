@@ -1,0 +1,181 @@
+"""Records as Arrow: the table's base schema, rows built from a batch (Chroma's merge rules),
+pure transformations of a table version by a write, and rows back to the wire's shape."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chroma_serverless import layout
+from chroma_serverless.masks import row_mask
+from chroma_serverless.types import Filter, GetResult
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from chroma_serverless.types import Include, Metadata, RecordBatch, UpdateMetadata, Vectors
+
+SCALAR_TYPES: dict[str, pa.DataType] = {
+    "s": pa.string(),
+    "i": pa.int64(),
+    "f": pa.float64(),
+    "b": pa.bool_(),
+}
+KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()}}
+
+
+def base_schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field(layout.ID, pa.string(), nullable=False),
+            pa.field(layout.SEQ, pa.int64(), nullable=False),
+            pa.field(layout.EMBEDDING, pa.list_(pa.float32(), dimension), nullable=True),
+            pa.field(layout.DOCUMENT, pa.string(), nullable=True),
+            pa.field(layout.URI, pa.string(), nullable=True),
+        ]
+    )
+
+
+def metadata_field(key: str, kind: str) -> pa.Field:
+    return pa.field(layout.metadata_column(key, kind), KIND_TYPES[kind], nullable=True)
+
+
+def inserted(old: pa.Table, data: pa.Table) -> pa.Table:
+    """``old`` plus the rows of ``data`` whose ids are new (an add)."""
+    new = data.filter(pc.invert(pc.is_in(data.column(layout.ID), value_set=old.column(layout.ID))))
+    return pa.concat_tables([old, conformed(new, old.schema)])
+
+
+def replaced(old: pa.Table, data: pa.Table) -> pa.Table:
+    """``old`` with the rows of ``data`` in place of those with the same ids (an upsert)."""
+    kept = old.filter(pc.invert(pc.is_in(old.column(layout.ID), value_set=data.column(layout.ID))))
+    return pa.concat_tables([kept, conformed(data, old.schema)])
+
+
+def without(old: pa.Table, doomed: Filter) -> pa.Table | None:
+    """``old`` less the rows a delete's filter matches (``None``: the filter needs the engine)."""
+    mask = row_mask(doomed, old)
+    return None if mask is None else old.filter(pa.array(~mask))
+
+
+def conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with every column of ``schema`` (absent ones null), in its order and types."""
+    columns = [
+        data.column(f.name) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def ids_filter(ids: list[str]) -> Filter:
+    return Filter(ids=ids)
+
+
+def batch_columns(batch: RecordBatch) -> set[str]:
+    sent = set()
+    if batch.documents is not None:
+        sent.add(layout.DOCUMENT)
+    if batch.uris is not None:
+        sent.add(layout.URI)
+    return sent
+
+
+def in_order(data: pa.Table) -> pa.Table:
+    return data.sort_by([(layout.SEQ, "ascending"), (layout.ID, "ascending")])
+
+
+def new_row(batch: RecordBatch, i: int, seq: int) -> dict[str, Any]:
+    metadata = batch.metadatas[i] if batch.metadatas is not None else None
+    return {
+        "id": batch.ids[i],
+        layout.SEQ: seq,
+        "embedding": batch.embeddings[i] if batch.embeddings is not None else None,
+        layout.DOCUMENT: batch.documents[i] if batch.documents is not None else None,
+        layout.URI: batch.uris[i] if batch.uris is not None else None,
+        "metadata": _merge(None, metadata),
+    }
+
+
+def merged_row(old: dict[str, Any], batch: RecordBatch, i: int) -> dict[str, Any]:
+    row = dict(old)
+    if batch.embeddings is not None:
+        row["embedding"] = batch.embeddings[i]
+    if batch.documents is not None and batch.documents[i] is not None:
+        row[layout.DOCUMENT] = batch.documents[i]
+    if batch.uris is not None and batch.uris[i] is not None:
+        row[layout.URI] = batch.uris[i]
+    if batch.metadatas is not None:
+        row["metadata"] = _merge(old["metadata"], batch.metadatas[i])
+    return row
+
+
+def _merge(old: Metadata | None, new: UpdateMetadata | None) -> Metadata | None:
+    merged: dict[str, Any] = dict(old or {})
+    for key, value in (new or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged or None
+
+
+def value_of_kind(metadata: Metadata | None, key: str, kind: str) -> Any:
+    if not metadata or key not in metadata:
+        return None
+    value = metadata[key]
+    return value if layout.value_kind(value) == kind else None
+
+
+def vectors_array(vectors: list[Vectors | None], dimension: int) -> pa.Array:
+    flat = np.asarray(vectors, dtype=np.float32).reshape(-1)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dimension)
+
+
+def columns(names: Sequence[str], include: Sequence[Include]) -> list[str]:
+    columns = [layout.ID, layout.SEQ]
+    if "embeddings" in include:
+        columns.append(layout.EMBEDDING)
+    if "documents" in include:
+        columns.append(layout.DOCUMENT)
+    if "uris" in include:
+        columns.append(layout.URI)
+    if "metadatas" in include:
+        columns += [n for n in names if layout.parse_metadata_column(n) is not None]
+    return columns
+
+
+def records(data: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts, ``metadata`` rebuilt from the typed columns (``None`` when it has no key)."""
+    records: list[dict[str, Any]] = [{"metadata": None} for _ in range(data.num_rows)]
+    for name in data.column_names:
+        parsed = layout.parse_metadata_column(name)
+        if name == layout.EMBEDDING:
+            column = data.column(name).combine_chunks()
+            flat = column.flatten().to_numpy(zero_copy_only=False)
+            values: Any = flat.reshape(len(column), column.type.list_size)
+        else:
+            values = data.column(name).to_pylist()
+        for record, value in zip(records, values, strict=True):
+            if parsed is None:
+                record[name] = value
+            elif value is not None:
+                if record["metadata"] is None:
+                    record["metadata"] = {}
+                record["metadata"][parsed[0]] = value
+    return records
+
+
+def get_result(records: list[dict[str, Any]], include: Sequence[Include]) -> GetResult:
+    result = GetResult(ids=[r["id"] for r in records])
+    if "embeddings" in include:
+        result.embeddings = [r["embedding"] for r in records]
+    if "documents" in include:
+        result.documents = [r.get(layout.DOCUMENT) for r in records]
+    if "uris" in include:
+        result.uris = [r.get(layout.URI) for r in records]
+    if "metadatas" in include:
+        result.metadatas = [r["metadata"] for r in records]
+    return result

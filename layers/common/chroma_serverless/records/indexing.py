@@ -1,0 +1,83 @@
+"""Indexes and upkeep of one collection's table: the vector index past the threshold, a scalar
+index per filterable column, compaction and cleanup of old versions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from lancedb.index import Bitmap, BTree, IvfPq, LabelList
+
+from chroma_serverless import layout
+from chroma_serverless.records.engine import LANCE_DISTANCE, engine_errors
+
+if TYPE_CHECKING:
+    from chroma_serverless.records.engine import Description
+    from chroma_serverless.types import Collection, IndexPolicy
+
+
+def index_status(table: Any, described: Description, policy: IndexPolicy) -> tuple[int, int]:
+    """(rows in the vector index, rows searched by scan); see ``RecordStore.index_status``."""
+    rows = int(table.count_rows())
+    index = described.vector_index
+    if index is not None:
+        unindexed = int(index.num_unindexed_rows or 0)
+        return rows - unindexed, unindexed
+    if rows < policy.threshold:
+        return rows, 0
+    return 0, rows
+
+
+def maintain(
+    table: Any, collection: Collection, policy: IndexPolicy, growing: bool
+) -> dict[str, Any]:
+    """Index, compact and clean one table; safe to run while others read and write (a write
+    committed between its steps makes the caller start over, from what is already built).
+
+    Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows, a scalar
+    index on every metadata column (BTree; Bitmap for bools; LabelList for lists) and on
+    ``id``/``seq``; then ``optimize`` folds new rows into the indexes, compacts small
+    fragments and removes versions older than the retention window.
+    """
+    report: dict[str, Any] = {"rows": int(table.count_rows())}
+    if growing and report["rows"] >= policy.threshold:
+        # A large collection still being written (an ingest): compacting now would rewrite
+        # it again and again (each rewrite kept for the retention window) and its vector
+        # index would be sized from a fraction of its rows; all waits for the writes to end.
+        report["deferred"] = True
+        return report
+    indexed = {tuple(index.columns) for index in table.list_indices()}
+    if (layout.EMBEDDING,) not in indexed and report["rows"] >= policy.threshold:
+        dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
+        config = IvfPq(
+            distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
+            num_partitions=max(1, report["rows"] // policy.rows_per_partition),
+            num_sub_vectors=max(1, dimension // policy.sub_vector_dims),
+            num_bits=policy.num_bits,
+            sample_rate=policy.sample_rate,
+            max_iterations=policy.max_iterations,
+        )
+        with engine_errors():
+            table.create_index(layout.EMBEDDING, config=config)
+        report["vector_index"] = "built"
+    scalar = [n for n in table.schema.names if n not in (layout.EMBEDDING, layout.DOCUMENT)]
+    for name in scalar:
+        if (name,) not in indexed and name != layout.URI:
+            table.create_index(name, config=_scalar_index(table.schema.field(name).type))
+            report.setdefault("scalar_indexes", []).append(name)
+    stats = table.stats()
+    unindexed = sum(int(index.num_unindexed_rows or 0) for index in table.list_indices())
+    if unindexed or stats["fragment_stats"]["num_fragments"] > policy.fragment_target:
+        table.optimize(cleanup_older_than=timedelta(seconds=policy.retention_seconds))
+        report["optimized"] = True
+    report["fragments"] = table.stats()["fragment_stats"]["num_fragments"]
+    return report
+
+
+def _scalar_index(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_list(arrow_type):
+        return LabelList()
+    if pa.types.is_boolean(arrow_type):
+        return Bitmap()
+    return BTree()

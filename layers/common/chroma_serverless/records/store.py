@@ -1,0 +1,497 @@
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import lancedb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chroma_serverless import layout
+from chroma_serverless.errors import InvalidArgumentError
+from chroma_serverless.filters import to_sql
+from chroma_serverless.masks import row_mask
+from chroma_serverless.records import arrow, indexing, search
+from chroma_serverless.records.engine import (
+    Descriptions,
+    engine_errors,
+    retry_on_conflict,
+    select,
+)
+from chroma_serverless.snapshot import Snapshot, SnapshotCache
+from chroma_serverless.types import IndexPolicy, QueryResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from chroma_serverless.types import (
+        Collection,
+        DeleteRequest,
+        GetRequest,
+        GetResult,
+        Include,
+        QueryRequest,
+        RecordBatch,
+    )
+
+SCHEMA_RETRIES = 10
+DROP_RETRIES = 5
+
+
+class RecordStore(Protocol):
+    """Records of collections, addressed by collection id. Callers validate batches first."""
+
+    def add(self, collection: Collection, batch: RecordBatch) -> None:
+        """Insert records whose ids are new; existing ids are left untouched."""
+
+    def upsert(self, collection: Collection, batch: RecordBatch) -> None:
+        """Insert new ids; update existing ones as :meth:`update` does."""
+
+    def update(self, collection: Collection, batch: RecordBatch) -> None:
+        """Replace the columns sent and merge metadata for ids that exist; ignore the rest."""
+
+    def get(self, collection: Collection, request: GetRequest) -> GetResult:
+        """Records matching the filter in storage order, after offset, at most limit."""
+
+    def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
+        """Exact nearest neighbours per query vector among records matching the filter."""
+
+    def delete(self, collection: Collection, request: DeleteRequest) -> int:
+        """Delete matching records (at most ``limit``); returns how many were deleted."""
+
+    def count(self, collection: Collection) -> int:
+        """Number of records."""
+
+    def maintain(self, collection: Collection, growing: bool = False) -> dict[str, Any]:
+        """Build and refresh indexes, compact, clean old versions; returns what it did.
+        ``growing``: writes are still arriving; a collection past the index threshold is then
+        left for a later run."""
+
+    def index_status(self, collection: Collection) -> tuple[int, int]:
+        """(rows in the vector index, rows searched by scan); all rows count as indexed while
+        the collection is below the index threshold, since exact search is then the plan."""
+
+    def drop(self, collection_id: str) -> bool:
+        """Remove every record of a collection (a no-op if it has none); ``False`` if some
+        storage could not be removed yet (a concurrent maintainer), left for the sweep."""
+
+    def reset(self) -> bool:
+        """Remove the records of every collection; ``False`` as :meth:`drop`."""
+
+    def collection_ids(self) -> list[str]:
+        """Ids of the collections that have stored records."""
+
+
+class LanceRecordStore:
+    """:class:`RecordStore` on LanceDB. ``uri`` is a directory path or ``s3://bucket/prefix``."""
+
+    def __init__(
+        self,
+        uri: str,
+        storage_options: Mapping[str, str] | None = None,
+        policy: IndexPolicy | None = None,
+    ) -> None:
+        self.policy = policy or IndexPolicy()
+        # Tables never re-check their version on their own (each check is a LIST on S3, and
+        # one search would make five); instead every operation starts with one explicit check
+        # (``_open``), so a write acknowledged by any process is visible to the next operation
+        # in any other, and a warm handle keeps its cached index and metadata.
+        self._db = lancedb.connect(uri, storage_options=dict(storage_options or {}))
+        self._tables: dict[str, Any] = {}
+        self._described = Descriptions()
+        self._lock = threading.Lock()
+        self._memory = SnapshotCache(self.policy.memory_mb * 2**20)
+        self._creating = threading.Lock()
+
+    # ------------------------------------------------------------------ writes
+
+    @retry_on_conflict
+    def add(self, collection: Collection, batch: RecordBatch) -> None:
+        table = self._writable(collection)
+        before = table.version
+        first = time.time_ns()
+        rows = [arrow.new_row(batch, i, first + i) for i in range(len(batch))]
+        data = self._to_arrow(table, collection, rows, arrow.batch_columns(batch))
+        with engine_errors():
+            done = table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
+        self._advance(table, before, done.version, lambda old: arrow.inserted(old, data))
+
+    @retry_on_conflict
+    def upsert(self, collection: Collection, batch: RecordBatch) -> None:
+        table = self._writable(collection)
+        before = table.version
+        existing = self._rows_by_id(table, batch.ids)
+        first = time.time_ns()
+        rows = [
+            arrow.merged_row(existing[batch.ids[i]], batch, i)
+            if batch.ids[i] in existing
+            else arrow.new_row(batch, i, first + i)
+            for i in range(len(batch))
+        ]
+        data = self._to_arrow(table, collection, rows, arrow.batch_columns(batch), full=True)
+        with engine_errors():
+            done = (
+                table.merge_insert(layout.ID)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
+        self._advance(table, before, done.version, lambda old: arrow.replaced(old, data))
+
+    @retry_on_conflict
+    def update(self, collection: Collection, batch: RecordBatch) -> None:
+        table = self._open(collection.id)
+        if table is None:
+            return
+        before = table.version
+        existing = self._rows_by_id(table, batch.ids)
+        rows = [
+            arrow.merged_row(existing[record_id], batch, i)
+            for i, record_id in enumerate(batch.ids)
+            if record_id in existing
+        ]
+        if not rows:
+            return
+        data = self._to_arrow(table, collection, rows, arrow.batch_columns(batch), full=True)
+        with engine_errors():
+            done = table.merge_insert(layout.ID).when_matched_update_all().execute(data)
+        self._advance(table, before, done.version, lambda old: arrow.replaced(old, data))
+
+    @retry_on_conflict
+    def delete(self, collection: Collection, request: DeleteRequest) -> int:
+        table = self._open(collection.id)
+        if table is None or request.limit == 0:
+            return 0
+        before = table.version
+        doomed = request.filter
+        predicate = to_sql(doomed, self._described.of(table).names)
+        if request.limit is not None:
+            keys = arrow.in_order(select(table, predicate, [layout.ID, layout.SEQ]))
+            doomed = arrow.ids_filter(keys.slice(0, request.limit).column(layout.ID).to_pylist())
+            predicate = to_sql(doomed, ())
+        with engine_errors():
+            result = table.delete(predicate or "TRUE")
+        self._advance(table, before, result.version, lambda old: arrow.without(old, doomed))
+        return int(result.num_deleted_rows)
+
+    def drop(self, collection_id: str) -> bool:
+        """Remove the table; ``False`` if files remain after a few tries.
+
+        A maintainer (here or in another process) may be writing index or compaction files into
+        the table meanwhile: locally removing the directory then fails ("Directory not empty"),
+        on S3 objects written after the prefix listing survive it. Retrying covers the first;
+        whatever a maintainer writes later it removes itself once it sees the collection gone
+        (``maintenance.maintain``), and the sweep removes anything else.
+        """
+        with self._lock:
+            self._tables.pop(collection_id, None)
+            self._described.clear()
+        self._memory.discard(collection_id)
+        for attempt in range(DROP_RETRIES):
+            try:
+                self._db.drop_table(collection_id)
+            except ValueError as exc:
+                if "was not found" in str(exc):  # never written, or already dropped
+                    return True
+            except (RuntimeError, OSError):
+                pass
+            else:
+                return True
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+        return False
+
+    def reset(self) -> bool:
+        """Remove every table; ``False`` if some files remain (see :meth:`drop`)."""
+        with self._lock:
+            self._tables.clear()
+            self._described.clear()
+        self._memory.clear()
+        try:
+            self._db.drop_all_tables()
+        except (RuntimeError, OSError, ValueError):  # a maintainer writing: one table at a time
+            return all([self.drop(collection_id) for collection_id in self.collection_ids()])
+        return True
+
+    def collection_ids(self) -> list[str]:
+        ids: list[str] = []
+        page_token = None
+        while True:
+            page = self._db.list_tables(page_token=page_token)
+            ids.extend(page.tables)
+            page_token = page.page_token
+            if not page_token:
+                return ids
+
+    # ------------------------------------------------------------------ reads
+
+    def count(self, collection: Collection) -> int:
+        table = self._open(collection.id)
+        return 0 if table is None else int(table.count_rows())
+
+    def get(self, collection: Collection, request: GetRequest) -> GetResult:
+        table = self._open(collection.id)
+        if table is None or request.limit == 0:
+            return arrow.get_result([], request.include)
+        snapshot = self._in_memory(collection.id, table)
+        mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
+        if snapshot is not None and mask is not None:
+            columns = arrow.columns(snapshot.data.column_names, request.include)
+            rows = snapshot.rows(mask, request.offset, request.limit, columns)
+            return arrow.get_result(arrow.records(rows), request.include)
+        columns = arrow.columns(self._described.of(table).names, request.include)
+        predicate = to_sql(request.filter, self._described.of(table).names)
+        if request.offset == 0 and request.limit is None:
+            data = arrow.in_order(select(table, predicate, columns))
+        else:
+            data = self._page(table, predicate, columns, request.offset, request.limit)
+        return arrow.get_result(arrow.records(data), request.include)
+
+    def _page(
+        self, table: Any, predicate: str | None, columns: list[str], offset: int, limit: int | None
+    ) -> pa.Table:
+        """One page in insertion order: find the page's keys first, then read only its rows."""
+        keys = arrow.in_order(select(table, predicate, [layout.ID, layout.SEQ]))
+        keys = keys.slice(offset) if limit is None else keys.slice(offset, limit)
+        if keys.num_rows == 0 or set(columns) <= set(keys.column_names):
+            return keys
+        seq = keys.column(layout.SEQ)
+        in_range = (
+            f"`{layout.SEQ}` >= {pc.min(seq).as_py()} AND `{layout.SEQ}` <= {pc.max(seq).as_py()}"
+        )
+        data = select(
+            table, in_range if predicate is None else f"({predicate}) AND {in_range}", columns
+        )
+        data = data.filter(pc.is_in(data.column(layout.ID), value_set=keys.column(layout.ID)))
+        return arrow.in_order(data)
+
+    def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
+        table = self._open(collection.id)
+        snapshot = None if table is None else self._in_memory(collection.id, table)
+        if request.filter.ids is not None:
+            self._check_ids_exist(table, request.filter.ids)
+        result = QueryResult(ids=[])
+        include = request.include
+        for name in ("distances", "embeddings", "documents", "uris", "metadatas"):
+            if name in include:
+                setattr(result, name, [])
+        mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
+        for vector in request.embeddings:
+            if snapshot is not None and mask is not None:
+                columns = arrow.columns(snapshot.data.column_names, include)
+                found = snapshot.nearest(vector, request.n_results, mask, collection.space, columns)
+                records = arrow.records(found)
+            elif table is not None:
+                records = search.nearest(
+                    table, self._described.of(table), self.policy, collection, vector, request
+                )
+            else:
+                records = []
+            result.ids.append([r["id"] for r in records])
+            if result.distances is not None:
+                result.distances.append([r[layout.DISTANCE] for r in records])
+            page = arrow.get_result(records, include)
+            for name in ("embeddings", "documents", "uris", "metadatas"):
+                if getattr(result, name) is not None:
+                    getattr(result, name).append(getattr(page, name))
+        return result
+
+    def _advance(
+        self, table: Any, before: int, after: int, change: Callable[[pa.Table], pa.Table | None]
+    ) -> None:
+        """Carry the snapshot of ``before`` over this process's own commit ``after`` instead of
+        reading the table again, when nothing else committed in between (versions are
+        consecutive) and the result has the table's row count; otherwise it is rebuilt lazily."""
+        snapshot = self._memory.get(table.name, before)
+        if snapshot is None or after != before + 1:
+            return
+        data = change(snapshot.data)
+        if data is None or data.num_rows != int(table.count_rows()):
+            self._memory.discard(table.name)
+            return
+        self._memory.put(table.name, Snapshot(after, data))
+
+    def _in_memory(self, collection_id: str, table: Any) -> Snapshot | None:
+        """The table's current version in memory, if it is small enough to hold."""
+        version = table.version
+        snapshot = self._memory.get(collection_id, version)
+        if snapshot is not None:
+            return snapshot
+        if int(table.count_rows()) > self.policy.memory_rows:
+            self._memory.discard(collection_id)
+            return None
+        with engine_errors():
+            snapshot = Snapshot(version, table.to_arrow())
+        self._memory.put(collection_id, snapshot)
+        return snapshot
+
+    def _check_ids_exist(self, table: Any | None, ids: list[str]) -> None:
+        """A query restricted to ids must name existing records: Chroma's server fails such a
+        query (500 "Error finding id"); here it is the caller's error, naming the ids."""
+        found: set[str] = set()
+        if table is not None and ids:
+            found = set(self._rows_of(table, ids, ()).column(layout.ID).to_pylist())
+        missing = [i for i in dict.fromkeys(ids) if i not in found]
+        if missing:
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            shown = ", ".join(missing[:10]) + more
+            raise InvalidArgumentError(
+                f"Error finding id: the query's ids name records that do not exist: {shown}"
+            )
+
+    # ------------------------------------------------------------------ maintenance
+
+    def index_status(self, collection: Collection) -> tuple[int, int]:
+        table = self._open(collection.id)
+        if table is None:
+            return 0, 0
+        return indexing.index_status(table, self._described.of(table), self.policy)
+
+    @retry_on_conflict
+    def maintain(self, collection: Collection, growing: bool = False) -> dict[str, Any]:
+        table = self._open(collection.id)
+        if table is None:
+            return {"rows": 0}
+        return indexing.maintain(table, collection, self.policy, growing)
+
+    def _rows_by_id(self, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored rows of ``ids``, to merge into."""
+        data = self._rows_of(table, ids, ("embeddings", "documents", "uris", "metadatas"))
+        return {row["id"]: row for row in arrow.records(data)}
+
+    def _rows_of(self, table: Any, ids: list[str], include: Sequence[Include]) -> pa.Table:
+        """The rows of ``ids`` (``id``, ``seq`` and the columns of ``include``): from the
+        table's snapshot when one of this very version is in memory, else from the engine."""
+        snapshot = self._memory.get(table.name, table.version)
+        if snapshot is None:
+            columns = arrow.columns(self._described.of(table).names, include)
+            return select(table, to_sql(arrow.ids_filter(ids), ()), columns)
+        mask = row_mask(arrow.ids_filter(ids), snapshot.data)
+        assert mask is not None  # an ids filter never needs the engine
+        return snapshot.rows(mask, 0, None, arrow.columns(snapshot.data.column_names, include))
+
+    # ------------------------------------------------------------------ tables
+
+    def _open(self, collection_id: str) -> Any | None:
+        """The collection's table at its latest version, or ``None`` if it has no records."""
+        with self._lock:
+            table = self._tables.get(collection_id)
+        if table is not None:
+            try:
+                table.checkout_latest()  # the one version check of this operation
+                return table
+            except Exception:  # dropped by another process: forget the handle
+                with self._lock:
+                    self._tables.pop(collection_id, None)
+        try:
+            table = self._db.open_table(collection_id)
+        except ValueError:  # "Table ... was not found": no record was ever written
+            return None
+        with self._lock:
+            return self._tables.setdefault(collection_id, table)
+
+    def _writable(self, collection: Collection) -> Any:
+        table = self._open(collection.id)
+        if table is not None:
+            return table
+        if collection.dimension is None:
+            raise InvalidArgumentError("Collection dimension is unknown; add embeddings first")
+        with self._creating:  # one creation per process; other processes are handled below
+            if self._open(collection.id) is None:
+                self._create(collection.id, collection.dimension)
+        opened = self._open(collection.id)
+        assert opened is not None
+        return opened
+
+    def _create(self, collection_id: str, dimension: int) -> None:
+        """Create the table of a collection's first records.
+
+        Creation is not atomic across processes: a creator that found no table but commits
+        after another process created it (and wrote into it) lands as an overwrite on top,
+        wiping those writes (measured on S3: six writers of a new collection in three
+        processes lost the first batches of some). Such a late creator sees a version above 1
+        and puts back the rows of the version before its own; writers that committed after it
+        kept theirs, and ids already present win.
+        """
+        try:
+            table = self._db.create_table(collection_id, schema=arrow.base_schema(dimension))
+        except ValueError as exc:  # another writer created it first
+            if "already exists" not in str(exc):
+                raise
+            return
+        created = int(table.version)
+        table.set_unenforced_primary_key(layout.ID)  # type: ignore[attr-defined]
+        if created > 1:
+            self._put_back(collection_id, created - 1)
+
+    @retry_on_conflict
+    def _put_back(self, collection_id: str, version: int) -> None:
+        """Re-insert the rows of ``version`` that the latest version lacks."""
+        before = self._db.open_table(collection_id)
+        before.checkout(version)
+        rows = before.to_arrow()
+        if rows.num_rows == 0:
+            return
+        table = self._open(collection_id)
+        assert table is not None
+        metadata = [f for f in rows.schema if layout.parse_metadata_column(f.name) is not None]
+        self._ensure_columns(table, metadata)
+        with engine_errors():
+            table.merge_insert(layout.ID).when_not_matched_insert_all().execute(rows)
+
+    def _ensure_columns(self, table: Any, fields: Sequence[pa.Field]) -> pa.Schema:
+        """Add missing metadata columns; concurrent schema changes are retried. Returns the
+        schema that has them all: the handle is shared by every thread of the process, so a
+        second read of ``table.schema`` is not guaranteed to be the version checked here."""
+        for _ in range(SCHEMA_RETRIES):
+            schema: pa.Schema = table.schema
+            missing = [f for f in fields if f.name not in schema.names]
+            if not missing:
+                return schema
+            try:
+                table.add_columns(missing)
+            except (RuntimeError, ValueError) as exc:
+                message = str(exc)
+                if "already exists" not in message and "conflict" not in message.lower():
+                    raise
+                table.checkout_latest()
+        raise RuntimeError("could not add metadata columns after concurrent schema changes")
+
+    def _to_arrow(
+        self,
+        table: Any,
+        collection: Collection,
+        rows: list[dict[str, Any]],
+        sent: set[str],
+        full: bool = False,
+    ) -> pa.Table:
+        """Arrow data for ``rows``; ``full`` writes every metadata column so stale values clear."""
+        wanted = {
+            layout.metadata_column(key, layout.value_kind(value)): (key, layout.value_kind(value))
+            for row in rows
+            for key, value in (row["metadata"] or {}).items()
+        }
+        schema = self._ensure_columns(
+            table, [arrow.metadata_field(k, kind) for k, kind in wanted.values()]
+        )
+        if full:
+            for name in schema.names:
+                parsed = layout.parse_metadata_column(name)
+                if parsed is not None:
+                    wanted.setdefault(name, parsed)
+        assert collection.dimension is not None
+        arrays: dict[str, pa.Array] = {
+            layout.ID: pa.array([row["id"] for row in rows], pa.string()),
+            layout.SEQ: pa.array([row[layout.SEQ] for row in rows], pa.int64()),
+            layout.EMBEDDING: arrow.vectors_array(
+                [row["embedding"] for row in rows], collection.dimension
+            ),
+        }
+        for column in (layout.DOCUMENT, layout.URI):
+            if full or column in sent:
+                arrays[column] = pa.array([row[column] for row in rows], pa.string())
+        for name, (key, kind) in wanted.items():
+            values = [arrow.value_of_kind(row["metadata"], key, kind) for row in rows]
+            arrays[name] = pa.array(values, arrow.KIND_TYPES[kind])
+        return pa.table(arrays, schema=pa.schema([schema.field(name) for name in arrays]))
