@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from chroma_serverless import layout
 from chroma_serverless.masks import row_mask
-from chroma_serverless.types import Filter, GetResult
+from chroma_serverless.types import Filter, GetResult, SparseVector
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,7 +24,22 @@ SCALAR_TYPES: dict[str, pa.DataType] = {
     "f": pa.float64(),
     "b": pa.bool_(),
 }
-KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()}}
+SPARSE_TYPE = pa.struct(
+    [
+        pa.field("indices", pa.list_(pa.uint32())),
+        pa.field("values", pa.list_(pa.float32())),
+        pa.field("tokens", pa.list_(pa.string())),
+    ]
+)
+KIND_TYPES = {
+    **SCALAR_TYPES,
+    **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()},
+    layout.SPARSE: SPARSE_TYPE,
+}
+
+
+# Nullable: rows of tables created before the column existed have no value.
+WRITTEN_FIELD = pa.field(layout.WRITTEN, pa.int64(), nullable=True)
 
 
 def base_schema(dimension: int) -> pa.Schema:
@@ -35,6 +50,7 @@ def base_schema(dimension: int) -> pa.Schema:
             pa.field(layout.EMBEDDING, pa.list_(pa.float32(), dimension), nullable=True),
             pa.field(layout.DOCUMENT, pa.string(), nullable=True),
             pa.field(layout.URI, pa.string(), nullable=True),
+            WRITTEN_FIELD,
         ]
     )
 
@@ -126,7 +142,11 @@ def value_of_kind(metadata: Metadata | None, key: str, kind: str) -> Any:
     if not metadata or key not in metadata:
         return None
     value = metadata[key]
-    return value if layout.value_kind(value) == kind else None
+    if layout.value_kind(value) != kind:
+        return None
+    if isinstance(value, SparseVector):
+        return {"indices": value.indices, "values": value.values, "tokens": value.tokens}
+    return value
 
 
 def vectors_array(vectors: list[Vectors | None], dimension: int) -> pa.Array:
@@ -158,6 +178,8 @@ def records(data: pa.Table) -> list[dict[str, Any]]:
             values: Any = flat.reshape(len(column), column.type.list_size)
         else:
             values = data.column(name).to_pylist()
+            if parsed is not None and parsed[1] == layout.SPARSE:
+                values = [None if v is None else _sparse_vector(v) for v in values]
         for record, value in zip(records, values, strict=True):
             if parsed is None:
                 record[name] = value
@@ -166,6 +188,13 @@ def records(data: pa.Table) -> list[dict[str, Any]]:
                     record["metadata"] = {}
                 record["metadata"][parsed[0]] = value
     return records
+
+
+def _sparse_vector(struct: dict[str, Any]) -> SparseVector:
+    tokens = struct["tokens"]
+    return SparseVector(
+        tuple(struct["indices"]), tuple(struct["values"]), None if tokens is None else tuple(tokens)
+    )
 
 
 def get_result(records: list[dict[str, Any]], include: Sequence[Include]) -> GetResult:
