@@ -133,8 +133,11 @@ BODIES: dict[str, Any] = {
     "Get": {"where": {"k": 1}},
     "Query": {"query_embeddings": [[1.0, 0.0]], "n_results": 1},
     "Delete": {"ids": ["r1"]},
+    "Search": {
+        "searches": [{"rank": {"$knn": {"query": [1.0, 0.0]}}, "select": {"keys": ["#score"]}}]
+    },
 }
-STATUS = {"Add": 201, "ForkCollection": 501, "Search": 501, "V1": 410, "Unknown": 404}
+STATUS = {"Add": 201, "ForkCollection": 501, "V1": 410, "Unknown": 404}
 
 
 @pytest.mark.parametrize(

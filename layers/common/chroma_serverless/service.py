@@ -17,6 +17,7 @@ from chroma_serverless import (
     collection_schema,
     collections,
     schema_validation,
+    searches,
 )
 from chroma_serverless.auth import can_see_database
 from chroma_serverless.errors import (
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from chroma_serverless.catalog import Catalog
     from chroma_serverless.maintenance import Maintainer
     from chroma_serverless.records import RecordStore
+    from chroma_serverless.searches import Found, Search
     from chroma_serverless.settings import Settings
     from chroma_serverless.types import (
         Database,
@@ -234,6 +236,12 @@ class Service:
             return QueryResult(ids=[])
         self._check_dimension(collection, request.embeddings.shape[1])
         return self.records.query(collection, request)
+
+    def search(self, collection: Collection, requests: list[Search]) -> list[Found]:
+        """Every search is checked before any runs."""
+        for request in requests:
+            searches.check(request, collection)
+        return [searches.run(self.records, collection, request) for request in requests]
 
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
         deleted = self.records.delete(collection, request)
