@@ -5,6 +5,7 @@ searches answered as 400s that say what is wrong."""
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -28,6 +29,8 @@ from tests.conftest import run_async
 from tests.search_oracle import SearchOracle
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from chromadb.api import AsyncClientAPI, ClientAPI
     from chromadb.api.models.Collection import Collection
 
@@ -340,6 +343,16 @@ def test_an_empty_collection_finds_nothing(client: ClientAPI) -> None:
     assert found["ids"] == [[], []]
 
 
+def test_non_finite_scores_answer_null(client: ClientAPI) -> None:
+    collection = client.create_collection("odd", embedding_function=None)
+    collection.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]])
+    inverse = collection.search(Search().rank(Val(1.0) / Knn(query=[1.0, 0.0])).select(K.SCORE))
+    assert inverse["ids"] == [["b", "a"]]  # 1/2, then 1/0 = inf
+    assert inverse["scores"] == [[0.5, None]]
+    negative = collection.search(Search().rank((Knn(query=[1.0, 0.0]) - 5).log()).select(K.SCORE))
+    assert negative["ids"] == [["a", "b"]] and negative["scores"] == [[None, None]]  # NaN
+
+
 # ------------------------------------------------------------------------ errors
 
 
@@ -434,3 +447,87 @@ def test_bad_searches_are_400s_that_say_why(
     assert body["error"] == "InvalidArgumentError"
     assert message in body["message"]
     assert "searches[0]" in body["message"] or "where" in body["message"]
+
+
+# ------------------------------------------------------------------------ the README's example
+
+
+def test_the_readmes_hybrid_example(
+    client: ClientAPI, built_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's example as written: a BM25 schema fed by ``add(documents=...)``, dense and
+    sparse vectors computed by the client, a filtered RRF hybrid search with text queries."""
+    from chromadb.utils.embedding_functions import ChromaBm25EmbeddingFunction
+    from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
+
+    from chroma_serverless.embedding import MODEL_FILES
+
+    target = tmp_path / ONNXMiniLM_L6_V2.EXTRACTED_FOLDER_NAME  # the model, where the client looks
+    target.mkdir()
+    for name in MODEL_FILES:
+        shutil.copyfile(built_model / name, target / name)
+    monkeypatch.setattr(ONNXMiniLM_L6_V2, "DOWNLOAD_PATH", tmp_path)
+
+    bm25 = ChromaBm25EmbeddingFunction()
+    schema = Schema().create_index(
+        config=SparseVectorIndexConfig(source_key=K.DOCUMENT, embedding_function=bm25, bm25=True),
+        key="sparse_embedding",
+    )
+    docs = client.create_collection("articles", schema=schema)
+    docs.add(
+        ids=["fox", "ml", "owl"],
+        documents=[
+            "The quick brown fox jumps over the lazy dog",
+            "Machine learning is a subset of artificial intelligence",
+            "An owl hunts at night, quick and silent",
+        ],
+        metadatas=[{"topic": "animals"}, {"topic": "tech"}, {"topic": "animals"}],
+    )
+    hybrid = (
+        Search()
+        .where(K("topic") == "animals")
+        .rank(
+            Rrf(
+                [
+                    Knn(query="quick fox", return_rank=True, default=50, limit=50),
+                    Knn(
+                        query="quick fox",
+                        key="sparse_embedding",
+                        return_rank=True,
+                        default=50,
+                        limit=50,
+                    ),
+                ]
+            )
+        )
+        .limit(10)
+        .select(K.DOCUMENT, K.SCORE, "topic")
+    )
+    rows = docs.search(hybrid).rows()[0]
+
+    assert [row["id"] for row in rows] == ["fox", "owl"]  # both terms; only "quick" in the owl's
+    assert all(row["metadata"] == {"topic": "animals"} for row in rows)
+    stored = docs.get(ids=["fox"], include=["metadatas"])["metadatas"]
+    sent = bm25(["The quick brown fox jumps over the lazy dog"])[0]
+    assert stored is not None and stored[0]["sparse_embedding"].indices == sent.indices
+    assert stored[0]["sparse_embedding"].values == pytest.approx(sent.values, rel=1e-7)  # f32
+    oracle = SearchOracle.of(docs, bm25_keys=frozenset({"sparse_embedding"}))
+    dense_query = ONNXMiniLM_L6_V2()(["quick fox"])[0]
+    embedded = hybrid.rank(
+        Rrf(
+            [
+                Knn(query=dense_query, return_rank=True, default=50, limit=50),
+                Knn(
+                    query=bm25.embed_query(["quick fox"])[0],
+                    key="sparse_embedding",
+                    return_rank=True,
+                    default=50,
+                    limit=50,
+                ),
+            ]
+        )
+    )
+    expected = oracle.search(embedded.to_dict())
+    assert [(row["id"], row["score"]) for row in rows] == [
+        (i, pytest.approx(s, rel=1e-5)) for i, s in expected
+    ]

@@ -104,8 +104,11 @@ class Rows:
 
 @dataclass(frozen=True)
 class Candidates:
+    """Scored rows: positions in ``ids``/``seqs`` and their distances."""
+
     ids: pa.Array
     seqs: np.ndarray[Any, Any]
+    rows: np.ndarray[Any, Any]
     distances: np.ndarray[Any, Any]
 
     @classmethod
@@ -124,16 +127,26 @@ class Candidates:
         if allowed is not None:
             touched &= allowed
         chosen = np.flatnonzero(touched)
-        return cls(ids.take(pa.array(chosen, pa.int64())), seqs[chosen], 1.0 - dots[chosen])
+        return cls(ids, seqs, chosen, 1.0 - dots[chosen])
 
 
 def top(candidates: list[Candidates], limit: int) -> Hits:
     """The ``limit`` nearest, ascending by distance, ties in insertion order."""
     distances = np.concatenate([c.distances for c in candidates])
-    seqs = np.concatenate([c.seqs for c in candidates])
-    ids = pa.concat_arrays([c.ids for c in candidates]).to_pylist()
-    order = np.lexsort((seqs, distances))[:limit]
-    return [(ids[i], float(distances[i])) for i in order]
+    if len(distances) > limit:  # keep the limit nearest and every row tied with the last
+        bound = np.partition(distances, limit - 1)[limit - 1]
+        near = np.flatnonzero(distances <= bound)
+    else:
+        near = np.arange(len(distances))
+    seqs = np.concatenate([c.seqs[c.rows] for c in candidates])
+    order = near[np.lexsort((seqs[near], distances[near]))][:limit]
+    starts = np.cumsum([0, *(len(c.rows) for c in candidates)])
+    hits = []
+    for i in order:
+        which = int(np.searchsorted(starts, i, side="right")) - 1
+        source = candidates[which]
+        hits.append((source.ids[int(source.rows[i - starts[which]])].as_py(), float(distances[i])))
+    return hits
 
 
 def scan(
