@@ -110,9 +110,10 @@ def test_writes_carry_the_snapshot_forward_instead_of_rereading(tmp_path: Path) 
         write()
         table = store._open(target.id)
         assert table is not None
-        snapshot = store._memory.get(target.id, table.version)
+        snapshot = store._memory.at(target.id, table.version)
         assert snapshot is not None, "the snapshot followed the write"
-    assert snapshot.data.column("id").to_pylist() == ["a", "c", "d"]
+    everything = np.ones(snapshot.data.num_rows, dtype=np.bool_)
+    assert snapshot.rows(everything, 0, None, ["id"]).column("id").to_pylist() == ["a", "c", "d"]
     assert store.get(target, GetRequest()).metadatas == [{"k": 3}, {"k": 4}, {"k": 3}]
 
 
@@ -121,7 +122,7 @@ def test_the_cache_keeps_within_its_byte_budget() -> None:
 
     def snapshot(rows: int) -> Snapshot:
         vectors = np.zeros((rows, DIMENSION), dtype=np.float32)
-        return Snapshot(
+        return Snapshot.read(
             1,
             pa.table(
                 {
