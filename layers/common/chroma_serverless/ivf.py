@@ -40,14 +40,24 @@ class Ivf:
     along: Vectors  # every row's dot product with the mean
 
     def dots(self, partitions: Ints, query: Vectors) -> tuple[Ints, Vectors]:
-        """The rows of ``partitions`` and their approximate dot products with ``query``:
-        exact along the mean, through the principal components across it."""
-        centred = (query - self.mean) @ self.basis
-        along = float(query @ self.mean) - float(self.mean @ self.mean)
+        """The rows of ``partitions`` and their approximate dot products with ``query``."""
+        centred, along = self._projected(query)
         spans = [(int(self.offsets[p]), int(self.offsets[p + 1])) for p in partitions]
-        dots = [self.reduced[start:stop] @ centred for start, stop in spans]
+        dots = np.concatenate([self.reduced[start:stop] @ centred for start, stop in spans])
         rows = self.rows(partitions)
-        return rows, np.asarray(np.concatenate(dots) + self.along[rows] + along, np.float32)
+        return rows, np.asarray(dots + self.along[rows] + along, np.float32)
+
+    def dots_at(self, rows: Ints, query: Vectors) -> Vectors:
+        """Approximate dot products of ``query`` with the rows at ``rows``."""
+        centred, along = self._projected(query)
+        return np.asarray(self.reduced[rows] @ centred + self.along[rows] + along, np.float32)
+
+    def _projected(self, query: Vectors) -> tuple[Vectors, float]:
+        """The query across the mean (on the principal components) and the constant part of
+        its dot products: a row's dot product with the query is then exact along the mean and
+        approximate across it."""
+        centred = np.asarray((query - self.mean) @ self.basis, np.float32)
+        return centred, float(query @ self.mean) - float(self.mean @ self.mean)
 
     @property
     def partitions(self) -> int:

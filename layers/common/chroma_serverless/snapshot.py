@@ -15,6 +15,7 @@ a cache bounded in bytes (least recently used out first).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -133,20 +134,23 @@ class Snapshot:
         space: Space,
         columns: list[str],
         probes: int | None = None,
+        scan_rows: int = 0,
     ) -> pa.Table:
         """The ``k`` matching rows nearest to ``vector``, ascending by distance (ties in
         insertion order), with a ``_distance`` column computed as the engine does.
 
-        Exact over the matching rows, unless there is an IVF and ``probes`` is given: then the
-        rows of the ``probes`` nearest partitions that hold any matching row (so a filter that
-        selects a few partitions keeps its recall), plus every row written since.
+        Exact over the matching rows, unless there is an IVF and ``probes`` is given: then
+        the best candidates of a scan in the reduced space are re-ranked exactly. The scan
+        covers every matching row when at most ``scan_rows`` match, else the ``probes``
+        nearest partitions that hold any matching row (so a filter that selects a few
+        partitions keeps its recall); rows written since the read are always scanned.
         """
         query = np.asarray(vector, dtype=np.float32)
         allowed = mask & self.live
         if space == "cosine":  # no angle to a zero vector: the engine leaves such rows out
             allowed &= self._nonzero() if query.any() else False
         if self.index is not None and probes is not None:
-            candidates = self._probed(query, allowed, space, probes, k)
+            candidates = self._probed(query, allowed, space, probes, k, scan_rows)
         else:
             candidates = np.flatnonzero(allowed)
         scores = self._scores(candidates, query, space)
@@ -160,20 +164,29 @@ class Snapshot:
         return rows.append_column(layout.DISTANCE, pa.array(distances, pa.float32()))
 
     def _probed(
-        self, query: Vectors, allowed: Mask, space: Space, probes: int, k: int
+        self, query: Vectors, allowed: Mask, space: Space, probes: int, k: int, scan_rows: int
     ) -> Positions:
-        """Candidates: the approximately best rows of the ``probes`` nearest partitions that
-        hold an allowed row, and every allowed row appended since the read."""
+        """Candidates: the approximately best of the rows that match in the ``probes`` nearest
+        partitions holding any (all of them when at most ``scan_rows`` match), and every
+        matching row appended since the read."""
         assert self.index is not None
         first = allowed[: self.starts[1]]
-        ranked = self.index.ranked(query)
-        offsets = self.index.offsets
-        if not first.all():  # probe only partitions that hold a matching row
-            counts = np.add.reduceat(first, np.minimum(offsets[:-1], len(first) - 1))
-            ranked = ranked[((counts > 0) & (np.diff(offsets) > 0))[ranked]]
-        rows, dots = self.index.dots(ranked[:probes], query)
-        if not first.all():
-            rows, dots = rows[first[rows]], dots[first[rows]]
+        matching = len(first) if first.all() else int(first.sum())
+        if matching <= scan_rows:
+            rows = np.flatnonzero(first)
+            dots = self.index.dots_at(rows, query)
+        else:
+            ranked = self.index.ranked(query)
+            if matching < len(first):
+                # Probe only partitions that hold a matching row, and more of them the fewer
+                # rows match: a filtered row's nearest matching neighbours lie farther out.
+                offsets = self.index.offsets
+                counts = np.add.reduceat(first, np.minimum(offsets[:-1], len(first) - 1))
+                ranked = ranked[((counts > 0) & (np.diff(offsets) > 0))[ranked]]
+                probes = math.ceil(probes * math.sqrt(len(first) / matching))
+            rows, dots = self.index.dots(ranked[:probes], query)
+            if matching < len(first):
+                rows, dots = rows[first[rows]], dots[first[rows]]
         keep = max(k * RERANK_FACTOR, RERANK_MIN)
         if len(rows) > keep:
             approximate = _ranking(dots, self.blocks[0][1][rows], query, space)

@@ -290,11 +290,15 @@ class LanceRecordStore:
         for vector in request.embeddings:
             if snapshot is not None and mask is not None:
                 columns = arrow.columns(snapshot.data.column_names, include)
-                probes = (
-                    None if snapshot.index is None else self._memory.probes(snapshot, collection)
-                )
+                probes = self._memory.probes(snapshot, collection)
                 found = snapshot.nearest(
-                    vector, request.n_results, mask, collection.space, columns, probes
+                    vector,
+                    request.n_results,
+                    mask,
+                    collection.space,
+                    columns,
+                    probes,
+                    scan_rows=self.policy.threshold,
                 )
                 records = arrow.records(found)
             elif table is not None:
