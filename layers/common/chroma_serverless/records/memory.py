@@ -2,7 +2,8 @@
 them current.
 
 A table of at most ``policy.memory_rows`` rows is read on first use, in the request (a few ms).
-A larger one that fits the memory budget is read, and partitioned, by a background thread while
+A larger one that fits the memory budget is read, and partitioned, by a background thread once
+it is read a second time (a process that answers one query and ends never pays for it), while
 the engine answers; from then on queries scan the nearest partitions in memory. Writes of this
 process carry a snapshot to the version they commit; a version committed elsewhere (another
 process, or compaction) makes the next read load the table again.
@@ -34,6 +35,7 @@ class MemoryTier:
         self._policy = policy
         self._cache = SnapshotCache(policy.memory_mb * 2**20)
         self._busy: set[str] = set()  # collections with a background read or rebuild running
+        self._asked: set[str] = set()  # large collections read once (from the engine)
         self._lock = threading.Lock()
 
     def current(self, collection: Collection, table: Any) -> Snapshot | None:
@@ -49,7 +51,12 @@ class MemoryTier:
             self._cache.put(collection.id, snapshot)
             return snapshot
         dimension = int(table.schema.field("embedding").type.list_size)
-        if rows * (4 * dimension + ROW_OVERHEAD_BYTES) <= self._cache.max_bytes:
+        if rows * (4 * dimension + ROW_OVERHEAD_BYTES) > self._cache.max_bytes:
+            return None
+        with self._lock:
+            again = collection.id in self._asked
+            self._asked.add(collection.id)
+        if again:
             self._in_background(collection, lambda: self._read(collection, version, rows))
         return None
 
@@ -95,9 +102,13 @@ class MemoryTier:
 
     def discard(self, collection_id: str) -> None:
         self._cache.discard(collection_id)
+        with self._lock:
+            self._asked.discard(collection_id)
 
     def clear(self) -> None:
         self._cache.clear()
+        with self._lock:
+            self._asked.clear()
 
     # ------------------------------------------------------------------ building
 
