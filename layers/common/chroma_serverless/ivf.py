@@ -47,11 +47,6 @@ class Ivf:
         rows = self.rows(partitions)
         return rows, np.asarray(dots + self.along[rows] + along, np.float32)
 
-    def dots_at(self, rows: Ints, query: Vectors) -> Vectors:
-        """Approximate dot products of ``query`` with the rows at ``rows``."""
-        centred, along = self._projected(query)
-        return np.asarray(self.reduced[rows] @ centred + self.along[rows] + along, np.float32)
-
     def _projected(self, query: Vectors) -> tuple[Vectors, float]:
         """The query across the mean (on the principal components) and the constant part of
         its dot products: a row's dot product with the query is then exact along the mean and

@@ -134,23 +134,23 @@ class Snapshot:
         space: Space,
         columns: list[str],
         probes: int | None = None,
-        scan_rows: int = 0,
+        exact_rows: int = 0,
     ) -> pa.Table:
         """The ``k`` matching rows nearest to ``vector``, ascending by distance (ties in
         insertion order), with a ``_distance`` column computed as the engine does.
 
-        Exact over the matching rows, unless there is an IVF and ``probes`` is given: then
-        the best candidates of a scan in the reduced space are re-ranked exactly. The scan
-        covers every matching row when at most ``scan_rows`` match, else the ``probes``
-        nearest partitions that hold any matching row (so a filter that selects a few
-        partitions keeps its recall); rows written since the read are always scanned.
+        Exact over the matching rows, unless there is an IVF, ``probes`` is given and more
+        than ``exact_rows`` rows match: then the best candidates of a scan, in the reduced
+        space, of the ``probes`` nearest partitions that hold any matching row (so a filter
+        that selects a few partitions keeps its recall) are re-ranked exactly; rows written
+        since the read are always scanned.
         """
         query = np.asarray(vector, dtype=np.float32)
         allowed = mask & self.live
         if space == "cosine":  # no angle to a zero vector: the engine leaves such rows out
             allowed &= self._nonzero() if query.any() else False
-        if self.index is not None and probes is not None:
-            candidates = self._probed(query, allowed, space, probes, k, scan_rows)
+        if self.index is not None and probes is not None and allowed.sum() > exact_rows:
+            candidates = self._probed(query, allowed, space, probes, k)
         else:
             candidates = np.flatnonzero(allowed)
         scores = self._scores(candidates, query, space)
@@ -164,30 +164,25 @@ class Snapshot:
         return rows.append_column(layout.DISTANCE, pa.array(distances, pa.float32()))
 
     def _probed(
-        self, query: Vectors, allowed: Mask, space: Space, probes: int, k: int, scan_rows: int
+        self, query: Vectors, allowed: Mask, space: Space, probes: int, k: int
     ) -> Positions:
-        """Candidates: the approximately best of the rows that match in the ``probes`` nearest
-        partitions holding any (all of them when at most ``scan_rows`` match), and every
-        matching row appended since the read."""
+        """Candidates: the approximately best of the matching rows in the ``probes`` nearest
+        partitions that hold any, and every matching row appended since the read."""
         assert self.index is not None
         first = allowed[: self.starts[1]]
         matching = len(first) if first.all() else int(first.sum())
-        if matching <= scan_rows:
-            rows = np.flatnonzero(first)
-            dots = self.index.dots_at(rows, query)
-        else:
-            ranked = self.index.ranked(query)
-            if matching < len(first):
-                # Probe only partitions that hold a matching row, and more of them the fewer
-                # rows match: a filtered row's nearest matching neighbours lie farther out.
-                offsets = self.index.offsets
-                counts = np.add.reduceat(first, np.minimum(offsets[:-1], len(first) - 1))
-                ranked = ranked[((counts > 0) & (np.diff(offsets) > 0))[ranked]]
-                probes = math.ceil(probes * math.sqrt(len(first) / matching))
-            rows, dots = self.index.dots(ranked[:probes], query)
-            if matching < len(first):
-                rows, dots = rows[first[rows]], dots[first[rows]]
-        keep = max(k * RERANK_FACTOR, RERANK_MIN)
+        # A filter's nearest matching rows lie farther out: the fewer rows match, the more
+        # partitions (of those holding any) are probed and the more candidates re-ranked.
+        spread = math.sqrt(len(first) / max(1, matching))
+        ranked = self.index.ranked(query)
+        if matching < len(first):
+            offsets = self.index.offsets
+            counts = np.add.reduceat(first, np.minimum(offsets[:-1], len(first) - 1))
+            ranked = ranked[((counts > 0) & (np.diff(offsets) > 0))[ranked]]
+        rows, dots = self.index.dots(ranked[: math.ceil(probes * spread)], query)
+        if matching < len(first):
+            rows, dots = rows[first[rows]], dots[first[rows]]
+        keep = math.ceil(max(k * RERANK_FACTOR, RERANK_MIN) * spread)
         if len(rows) > keep:
             approximate = _ranking(dots, self.blocks[0][1][rows], query, space)
             rows = rows[np.argpartition(approximate, keep - 1)[:keep]]

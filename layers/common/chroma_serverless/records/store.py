@@ -303,7 +303,7 @@ class LanceRecordStore:
                     collection.space,
                     columns,
                     probes,
-                    scan_rows=self.policy.threshold,
+                    exact_rows=self.policy.threshold,
                 )
                 records = arrow.records(found)
             elif table is not None:
