@@ -117,7 +117,9 @@ def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> LanceRecordS
     if request.param == "local":
         return LanceRecordStore(str(tmp_path / "records"))
     if request.param == "local-engine":
-        return LanceRecordStore(str(tmp_path / "records"), policy=IndexPolicy(memory_rows=0))
+        return LanceRecordStore(
+            str(tmp_path / "records"), policy=IndexPolicy(memory_rows=0, memory_mb=0)
+        )
     moto: Moto = request.getfixturevalue("moto")
     bucket: str = request.getfixturevalue("bucket")
     uri = f"s3://{bucket}/{uuid.uuid4().hex}"

@@ -24,8 +24,11 @@ DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 # much for the id, document, uri and metadata.
 RECORD_OVERHEAD_BYTES = 2048
 
-# On Lambda the snapshot cache of small collections is sized from the function's memory.
-LAMBDA_MEMORY_SHARE = 8
+# The in-memory snapshots take at most this share of the Lambda function's memory, elsewhere of
+# the machine's (capped): LanceDB's caches, Arrow buffers in flight and Python need the rest.
+LAMBDA_MEMORY_SHARE = 4
+MACHINE_MEMORY_SHARE = 4
+MACHINE_MEMORY_CAP_MB = 8192
 
 Mode = Literal["embedded", "aws"]
 
@@ -98,8 +101,11 @@ class Settings:
             raise ValueError(f"{PREFIX}MAINTENANCE must be off, background or queue")
         defaults = {f.name: f.default for f in dataclasses.fields(IndexPolicy)}
         lambda_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        if lambda_mb:  # in-memory snapshots take at most an eighth of the function's memory
+        if lambda_mb:
             defaults["memory_mb"] = max(16, int(lambda_mb) // LAMBDA_MEMORY_SHARE)
+        else:
+            share = min(_physical_memory_mb() // MACHINE_MEMORY_SHARE, MACHINE_MEMORY_CAP_MB)
+            defaults["memory_mb"] = max(IndexPolicy().memory_mb, share)
         body_limit = get(
             "MAX_BODY_BYTES",
             str(LAMBDA_MAX_BODY_BYTES if mode == "aws" else DEFAULT_MAX_BODY_BYTES),
@@ -132,3 +138,10 @@ class Settings:
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _physical_memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        return 0

@@ -42,6 +42,8 @@ from chroma_serverless.records.engine import select
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from chroma_serverless.masks import Mask
+    from chroma_serverless.snapshot import Snapshot
     from chroma_serverless.types import Collection, Filter, IndexPolicy, SparseVector
 
 WRITE_WINDOW_NS = 16 * 60 * 10**9  # Lambda's longest timeout (15 min) plus a minute of skew
@@ -91,8 +93,11 @@ class Rows:
         on = np.isin(self.terms, query.terms)
         return np.flatnonzero(on), np.searchsorted(query.terms, self.terms[on])
 
-    def frequencies(self, query: Query) -> np.ndarray[Any, Any]:
+    def frequencies(self, query: Query, live: Mask | None = None) -> np.ndarray[Any, Any]:
+        """How many (``live``) rows hold each query term."""
         entries, slots = self.matches(query)
+        if live is not None:
+            slots = slots[live[self.rows[entries]]]
         return np.bincount(slots, minlength=len(query.terms))
 
     def nearest(self, query: Query, allowed: np.ndarray[Any, Any] | None) -> Candidates:
@@ -150,13 +155,23 @@ def top(candidates: list[Candidates], limit: int) -> Hits:
 
 
 def scan(
-    data: pa.Table, column: str, vector: SparseVector, limit: int, allowed: Any, bm25: bool
+    data: pa.Table,
+    column: str,
+    vector: SparseVector,
+    limit: int,
+    allowed: Mask | None,
+    bm25: bool,
+    live: Mask | None = None,
 ) -> Hits:
-    """Nearest rows of ``data`` (every row of the table), ``allowed`` a mask or ``None``."""
+    """Nearest rows of ``data``, which holds every row of the table (and, where ``live`` is
+    false, rows no longer current); ``allowed`` a mask or ``None``."""
     rows = Rows(data, column)
     query = Query.of(vector)
     if bm25:
-        query = query.scaled(rows.size, rows.frequencies(query))
+        count = rows.size if live is None else int(live.sum())
+        query = query.scaled(count, rows.frequencies(query, live))
+    if live is not None:
+        allowed = live if allowed is None else allowed & live
     return top([rows.nearest(query, allowed)], limit)
 
 
@@ -417,7 +432,7 @@ class SparseIndexes:
     def nearest(
         self,
         table: Any,
-        snapshot: pa.Table | None,
+        snapshot: Snapshot | None,
         collection_id: str,
         key: str,
         vector: SparseVector,
@@ -426,17 +441,17 @@ class SparseIndexes:
         bm25: bool,
     ) -> Hits:
         """The ``limit`` rows matching ``request_filter`` nearest to ``vector`` under ``key``:
-        from the table's in-memory ``snapshot`` if it has one, else from the key's index and
-        the rows written since, else from a scan of the table."""
+        from the key's index and the rows written since, else from the table's in-memory
+        ``snapshot`` (the current version), else from a scan of the table."""
         column = layout.metadata_column(key, layout.SPARSE)
         names = list(table.schema.names)
         predicate = to_sql(request_filter, names)
-        if snapshot is not None:
-            mask = row_mask(request_filter, snapshot)
-            if mask is None:  # a regex, which the engine evaluates
-                mask = _allowed(snapshot.column(layout.ID), _matching(table, predicate))
-            return scan(snapshot, column, vector, limit, mask, bm25)
         index = self.index(table, collection_id, key)
+        if index is None and snapshot is not None:
+            mask = row_mask(request_filter, snapshot.data)
+            if mask is None:  # a regex, which the engine evaluates
+                mask = _allowed(snapshot.data.column(layout.ID), _matching(table, predicate))
+            return scan(snapshot.data, column, vector, limit, mask, bm25, snapshot.live)
         if index is None:
             data = select(table, None, [c for c in (layout.ID, layout.SEQ, column) if c in names])
             allowed = _allowed(data.column(layout.ID), _matching(table, predicate))

@@ -20,12 +20,13 @@ from chroma_serverless.records.engine import (
     retry_on_conflict,
     select,
 )
-from chroma_serverless.snapshot import Snapshot, SnapshotCache
+from chroma_serverless.records.memory import MemoryTier
 from chroma_serverless.types import IndexPolicy, QueryResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from chroma_serverless.snapshot import Snapshot
     from chroma_serverless.types import (
         Collection,
         DeleteRequest,
@@ -118,7 +119,7 @@ class LanceRecordStore:
         self._tables: dict[str, Any] = {}
         self._described = Descriptions()
         self._lock = threading.Lock()
-        self._memory = SnapshotCache(self.policy.memory_mb * 2**20)
+        self._memory = MemoryTier(self._db, self.policy)
         self._creating = threading.Lock()
         self._sparse = sparse.SparseIndexes(
             sparse.IndexFiles(uri, storage_options or {}), self.policy.memory_mb * 2**20
@@ -135,7 +136,9 @@ class LanceRecordStore:
         data = self._to_arrow(table, collection, rows, arrow.batch_columns(batch))
         with engine_errors():
             done = table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
-        self._advance(table, before, done.version, lambda old: arrow.inserted(old, data))
+        self._memory.advance(
+            collection, table, before, done.version, lambda old: old.inserted(done.version, data)
+        )
 
     @retry_on_conflict
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
@@ -157,7 +160,9 @@ class LanceRecordStore:
                 .when_not_matched_insert_all()
                 .execute(data)
             )
-        self._advance(table, before, done.version, lambda old: arrow.replaced(old, data))
+        self._memory.advance(
+            collection, table, before, done.version, lambda old: old.replaced(done.version, data)
+        )
 
     @retry_on_conflict
     def update(self, collection: Collection, batch: RecordBatch) -> None:
@@ -174,9 +179,16 @@ class LanceRecordStore:
         if not rows:
             return
         data = self._to_arrow(table, collection, rows, arrow.batch_columns(batch), full=True)
+        values = _in_place(data) if batch.embeddings is None else None
         with engine_errors():
-            done = table.merge_insert(layout.ID).when_matched_update_all().execute(data)
-        self._advance(table, before, done.version, lambda old: arrow.replaced(old, data))
+            if values is not None:  # one row, scalars only: an in-place update, half the cost
+                where = to_sql(arrow.ids_filter(data.column(layout.ID).to_pylist()), ())
+                done = table.update(where=where, values=values)
+            else:
+                done = table.merge_insert(layout.ID).when_matched_update_all().execute(data)
+        self._memory.advance(
+            collection, table, before, done.version, lambda old: old.replaced(done.version, data)
+        )
 
     @retry_on_conflict
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
@@ -192,7 +204,9 @@ class LanceRecordStore:
             predicate = to_sql(doomed, ())
         with engine_errors():
             result = table.delete(predicate or "TRUE")
-        self._advance(table, before, result.version, lambda old: arrow.without(old, doomed))
+        self._memory.advance(
+            collection, table, before, result.version, _deleting(result.version, doomed)
+        )
         return int(result.num_deleted_rows)
 
     def drop(self, collection_id: str) -> bool:
@@ -255,7 +269,7 @@ class LanceRecordStore:
         table = self._open(collection.id)
         if table is None or request.limit == 0:
             return arrow.get_result([], request.include)
-        snapshot = self._in_memory(collection.id, table)
+        snapshot = self._memory.current(collection, table)
         mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
         if snapshot is not None and mask is not None:
             columns = arrow.columns(snapshot.data.column_names, request.include)
@@ -289,7 +303,7 @@ class LanceRecordStore:
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         table = self._open(collection.id)
-        snapshot = None if table is None else self._in_memory(collection.id, table)
+        snapshot = None if table is None else self._memory.current(collection, table)
         if request.filter.ids is not None:
             self._check_ids_exist(table, request.filter.ids)
         result = QueryResult(ids=[])
@@ -301,7 +315,16 @@ class LanceRecordStore:
         for vector in request.embeddings:
             if snapshot is not None and mask is not None:
                 columns = arrow.columns(snapshot.data.column_names, include)
-                found = snapshot.nearest(vector, request.n_results, mask, collection.space, columns)
+                probes = self._memory.probes(snapshot, collection)
+                found = snapshot.nearest(
+                    vector,
+                    request.n_results,
+                    mask,
+                    collection.space,
+                    columns,
+                    probes,
+                    exact_rows=self.policy.threshold,
+                )
                 records = arrow.records(found)
             elif table is not None:
                 records = search.nearest(
@@ -317,35 +340,6 @@ class LanceRecordStore:
                 if getattr(result, name) is not None:
                     getattr(result, name).append(getattr(page, name))
         return result
-
-    def _advance(
-        self, table: Any, before: int, after: int, change: Callable[[pa.Table], pa.Table | None]
-    ) -> None:
-        """Carry the snapshot of ``before`` over this process's own commit ``after`` instead of
-        reading the table again, when nothing else committed in between (versions are
-        consecutive) and the result has the table's row count; otherwise it is rebuilt lazily."""
-        snapshot = self._memory.get(table.name, before)
-        if snapshot is None or after != before + 1:
-            return
-        data = change(snapshot.data)
-        if data is None or data.num_rows != int(table.count_rows()):
-            self._memory.discard(table.name)
-            return
-        self._memory.put(table.name, Snapshot(after, data))
-
-    def _in_memory(self, collection_id: str, table: Any) -> Snapshot | None:
-        """The table's current version in memory, if it is small enough to hold."""
-        version = table.version
-        snapshot = self._memory.get(collection_id, version)
-        if snapshot is not None:
-            return snapshot
-        if int(table.count_rows()) > self.policy.memory_rows:
-            self._memory.discard(collection_id)
-            return None
-        with engine_errors():
-            snapshot = Snapshot(version, table.to_arrow())
-        self._memory.put(collection_id, snapshot)
-        return snapshot
 
     def _check_ids_exist(self, table: Any | None, ids: list[str]) -> None:
         """A query restricted to ids must name existing records: Chroma's server fails such a
@@ -391,7 +385,7 @@ class LanceRecordStore:
     def _rows_of(self, table: Any, ids: list[str], include: Sequence[Include]) -> pa.Table:
         """The rows of ``ids`` (``id``, ``seq`` and the columns of ``include``): from the
         table's snapshot when one of this very version is in memory, else from the engine."""
-        snapshot = self._memory.get(table.name, table.version)
+        snapshot = self._memory.at(table.name, table.version)
         if snapshot is None:
             columns = arrow.columns(self._described.of(table).names, include)
             return select(table, to_sql(arrow.ids_filter(ids), ()), columns)
@@ -540,9 +534,29 @@ class LanceRecordStore:
         table = self._open(collection.id)
         if table is None or not vector.indices:
             return []
-        snapshot = self._in_memory(collection.id, table)
-        data = None if snapshot is None else snapshot.data
+        snapshot = self._memory.current(collection, table)
         with engine_errors():
             return self._sparse.nearest(
-                table, data, collection.id, key, vector, limit, request_filter, bm25
+                table, snapshot, collection.id, key, vector, limit, request_filter, bm25
             )
+
+
+def _in_place(data: pa.Table) -> dict[str, Any] | None:
+    """The column values of a one-row update as an engine ``update`` takes them (its SQL
+    literals cover scalars), or ``None`` when it must be a ``merge_insert``."""
+    if data.num_rows != 1:
+        return None
+    columns = [n for n in data.column_names if n not in (layout.ID, layout.SEQ, layout.EMBEDDING)]
+    if any(pa.types.is_nested(data.schema.field(n).type) for n in columns):
+        return None
+    return {name: data.column(name)[0].as_py() for name in columns}
+
+
+def _deleting(version: int, doomed: Filter) -> Callable[[Snapshot], Snapshot | None]:
+    """A snapshot's change by a delete (``None`` when the filter needs the engine)."""
+
+    def change(old: Snapshot) -> Snapshot | None:
+        mask = row_mask(doomed, old.data)
+        return None if mask is None else old.without(version, mask)
+
+    return change
