@@ -2,8 +2,8 @@
 share a term with it (with ``bm25``, each query weight is first scaled by the term's IDF over
 the whole collection, ``ln((N - n_t + 0.5) / (n_t + 0.5) + 1)``).
 
-Three sources, all exact: a small table's in-memory snapshot; a scan of the table; or, past
-the index threshold, the inverted index maintenance builds for each sparse-indexed key.
+Three sources, all exact: past the index threshold, the inverted index maintenance builds for
+each sparse-indexed key; else the table's in-memory snapshot, if held; else a scan of the table.
 
 The index of a key is one Arrow IPC file written next to the table's own files
 (``<table>/_sparse/<key>/<table version>.arrow``, a local file or an S3 object): the ids, seqs
