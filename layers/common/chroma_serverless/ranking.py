@@ -30,7 +30,7 @@ EMBEDDING_KEY = "#embedding"
 DEFAULT_LIMIT = 16
 MAX_DEPTH = 64
 KNN_FIELDS = ("query", "key", "limit", "default", "return_rank")
-# operator -> (kind of operand, numpy function, the value a fold starts from)
+# operator -> (numpy function, the value a fold over the list starts from)
 LISTS: dict[str, tuple[Callable[..., Any], float]] = {
     "$sum": (np.add, 0.0),
     "$mul": (np.multiply, 1.0),
@@ -100,14 +100,8 @@ def parse(raw: object, path: str = "rank", depth: int = 0) -> Rank:
                 f"{where}: expected an object with 'left' and 'right' rank expressions, "
                 f"got {_show(operand)}"
             )
-        sides = (operand["left"], operand["right"])
-        return Apply(
-            operator,
-            tuple(
-                parse(r, f"{where}.{s}", depth + 1)
-                for r, s in zip(sides, ("left", "right"), strict=True)
-            ),
-        )
+        sides = tuple(parse(operand[s], f"{where}.{s}", depth + 1) for s in ("left", "right"))
+        return Apply(operator, sides)
     if operator in UNARY:
         return Apply(operator, (parse(operand, where, depth + 1),))
     raise InvalidArgumentError(

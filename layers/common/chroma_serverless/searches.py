@@ -254,7 +254,7 @@ def _knn(
     return list(zip(found.ids[0], found.distances[0], strict=True))
 
 
-def _in_order(fetched: Any, ids: list[str]) -> Any:
+def _in_order(fetched: GetResult, ids: list[str]) -> GetResult:
     """``fetched`` (a get's result, in storage order) rearranged into the order of ``ids``."""
     where = {record_id: i for i, record_id in enumerate(fetched.ids)}
     order = [where[i] for i in ids if i in where]
@@ -265,7 +265,9 @@ def _in_order(fetched: Any, ids: list[str]) -> Any:
     return fetched
 
 
-def _found(search: Search, ids: list[str], page: Any, scores: list[float | None]) -> Found:
+def _found(
+    search: Search, ids: list[str], page: GetResult | None, scores: list[float | None]
+) -> Found:
     keys = search.select.keys
     if page is not None and page.ids != ids:  # records deleted meanwhile
         kept = set(page.ids)

@@ -22,6 +22,7 @@ than that (a write lasts at most a Lambda timeout, with room for clock skew).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -242,12 +243,13 @@ class Changes:
     stale: np.ndarray[Any, Any]
     rows: pa.Table | None
     count: int
+    total: int  # rows of the table now
 
 
 def changes(table: Any, index: Index, names: list[str], columns: list[str]) -> Changes:
     stale = np.zeros(len(index.ids), bool)
     if table.version == index.version:
-        return Changes(stale, None, 0)
+        return Changes(stale, None, 0, index.rows)
     recent, changed, added = None, np.zeros(0, bool), 0
     if layout.WRITTEN in names:  # else no row was written since the column came: only deletes
         predicate = f"`{layout.WRITTEN}` > {index.cutoff}"
@@ -260,11 +262,12 @@ def changes(table: Any, index: Index, names: list[str], columns: list[str]) -> C
         stale[where[changed & known]] = True
         added = int(np.count_nonzero(changed & ~known))
         recent = recent.filter(pa.array(changed))
-    deleted = index.rows + added - int(table.count_rows())
+    total = int(table.count_rows())
+    deleted = index.rows + added - total
     if deleted > 0:
         current = select(table, None, [layout.ID]).column(layout.ID)
         stale |= ~np.asarray(pc.is_in(index.ids, value_set=current))
-    return Changes(stale, recent, int(changed.sum()) + max(0, deleted))
+    return Changes(stale, recent, int(changed.sum()) + max(0, deleted), total)
 
 
 def _indexed(
@@ -289,7 +292,7 @@ def _indexed(
         frequencies = np.bincount(slots, minlength=len(query.terms))
         if recent is not None:
             frequencies = frequencies + recent.frequencies(query)
-        query = query.scaled(int(table.count_rows()), frequencies)
+        query = query.scaled(found.total, frequencies)
     contributions = query.weights[slots] * weights
     matching = _matching(table, predicate)
     allowed = _allowed(index.ids, matching)
@@ -311,17 +314,17 @@ def _allowed(ids: Any, matching: pa.ChunkedArray | None) -> np.ndarray[Any, Any]
 
 
 class IndexFiles:
-    """Index files under the record store's root, local or on S3."""
+    """Index files under the record store's root, local or on S3 (the filesystem is set up on
+    first use: a process that never searches sparse vectors never pays for it)."""
 
     def __init__(self, root: str, storage_options: Mapping[str, str]) -> None:
-        if root.startswith("s3://"):
-            self.fs: pafs.FileSystem = _s3(storage_options)
-            self.root = root.removeprefix("s3://").rstrip("/")
-            self.local = False
-        else:
-            self.fs = pafs.LocalFileSystem()
-            self.root = os.path.abspath(root)
-            self.local = True
+        self.local = not root.startswith("s3://")
+        self.root = os.path.abspath(root) if self.local else root.removeprefix("s3://").rstrip("/")
+        self._options = dict(storage_options)
+
+    @functools.cached_property
+    def fs(self) -> pafs.FileSystem:
+        return pafs.LocalFileSystem() if self.local else _s3(self._options)
 
     def directory(self, collection_id: str, key: str) -> str:
         return f"{self.root}/{collection_id}.lance/{INDEX_DIR}/{layout.encode_key(key)}"
