@@ -7,7 +7,6 @@ import struct
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from chroma_serverless.app import create_app
