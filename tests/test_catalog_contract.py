@@ -432,23 +432,18 @@ def test_reset_forgets_every_lineage(catalog: Catalog) -> None:
 
 
 def test_a_fork_racing_its_source_deletion_fails_or_holds_the_source(catalog: Catalog) -> None:
+    def fork(source: Collection) -> bool:
+        try:
+            fork_of(catalog, source, f"fork-of-{source.name}")
+        except NotFoundError:
+            return False
+        return True
+
     for attempt in range(4):
         source, _ = catalog.create_collection(new_collection(f"source-{attempt}"), False)
-
-        def fork(_: int) -> bool:
-            try:
-                fork_of(catalog, source, f"fork-{attempt}")
-            except NotFoundError:
-                return False
-            return True
-
-        def delete(_: int) -> bool:
-            catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, source.name)
-            return True
-
         with ThreadPoolExecutor(2) as pool:
-            forked = pool.submit(fork, 0)
-            pool.submit(delete, 0).result()
+            forked = pool.submit(fork, source)
+            catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, source.name)
         lineage = catalog.lineage(source.id)
         if forked.result():
             assert lineage is not None and source.id in lineage.held()

@@ -127,6 +127,7 @@ BODIES: dict[str, Any] = {
     "CreateDatabase": {"name": "d-{uuid}"},
     "CreateCollection": {"name": "c-{uuid}"},
     "ModifyCollection": {"new_metadata": {"edited": True}},
+    "ForkCollection": {"new_name": "fork-{uuid}"},
     "Add": {"ids": ["new"], "embeddings": [[0.0, 1.0]]},
     "Upsert": {"ids": ["r1"], "embeddings": [[0.5, 0.5]]},
     "Update": {"ids": ["r1"], "metadatas": [{"k": 2}]},
@@ -134,7 +135,7 @@ BODIES: dict[str, Any] = {
     "Query": {"query_embeddings": [[1.0, 0.0]], "n_results": 1},
     "Delete": {"ids": ["r1"]},
 }
-STATUS = {"Add": 201, "ForkCollection": 501, "Search": 501, "V1": 410, "Unknown": 404}
+STATUS = {"Add": 201, "Search": 501, "V1": 410, "Unknown": 404}
 
 
 @pytest.mark.parametrize(

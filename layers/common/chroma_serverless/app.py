@@ -269,6 +269,7 @@ ROUTE_ACTIONS = {
     "modify_collection": "collection:update_collection",
     "delete_collection": "collection:delete_collection",
     "fork_collection": "collection:fork_collection",
+    "fork_count": "collection:count_forks",
     "add": "collection:add",
     "update": "collection:update",
     "upsert": "collection:upsert",
@@ -433,11 +434,15 @@ def collection_router(service: Service, route_class: type[APIRoute]) -> APIRoute
         )
         return JSON({})
 
+    @router.get(COLLECTION + "/fork_count")
+    def fork_count(tenant: str, database: str, collection_id: str) -> JSON:
+        return JSON({"count": service.fork_count(tenant, database, collection_id)})
+
     return router
 
 
 def lifecycle_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
-    """Data-plane routes outside the record API: the ones that drop or inspect records."""
+    """Data-plane routes outside the record API: the ones that drop, fork or inspect records."""
     router = APIRouter(tags=["lifecycle"], route_class=route_class)
 
     @router.post(API + "/reset")
@@ -455,9 +460,11 @@ def lifecycle_router(service: Service, route_class: type[APIRoute]) -> APIRouter
         return JSON({})
 
     @router.post(COLLECTION + "/fork")
-    def fork_collection(tenant: str, database: str, collection_id: str) -> JSON:
-        service.collection(tenant, database, collection_id)
-        raise UnimplementedError("Collection forking is not supported by this server")
+    def fork_collection(
+        tenant: str, database: str, collection_id: str, body: wire.ForkCollection
+    ) -> JSON:
+        fork = service.fork_collection(tenant, database, collection_id, body.new_name)
+        return JSON(collections.to_json(fork))
 
     @router.get(COLLECTION + "/indexing_status")
     def indexing_status(tenant: str, database: str, collection_id: str) -> JSON:

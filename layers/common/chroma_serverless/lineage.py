@@ -51,4 +51,3 @@ class Lineage:
             released.append(current)
             current = self.parents.get(current)
         return released
-

@@ -16,6 +16,7 @@ from chroma_serverless import (
     collection_configuration,
     collection_schema,
     collections,
+    forks,
     schema_validation,
 )
 from chroma_serverless.auth import can_see_database
@@ -111,7 +112,7 @@ class Service:
 
     def delete_database(self, tenant: str, name: str) -> None:
         for collection in self.catalog.delete_database(tenant, name):
-            self._drop_records(collection.id)
+            self._release_records(collection.id)
 
     # ------------------------------------------------------------------ collections
 
@@ -182,14 +183,23 @@ class Service:
 
     def delete_collection(self, tenant: str, database: str, name: str) -> None:
         collection = self.catalog.delete_collection(tenant, database, name)
-        self._drop_records(collection.id)
+        self._release_records(collection.id)
 
-    def _drop_records(self, collection_id: str) -> None:
+    def _release_records(self, collection_id: str) -> None:
         """The delete has happened once the catalog entry is gone: the id is never served
-        again. Files a concurrent maintainer kept writing are removed by that maintainer when
-        it sees the collection gone, or by the sweep; the user's delete still succeeds."""
-        if not self.records.drop(collection_id):
-            log.warning("records of deleted collection %s remain for the sweep", collection_id)
+        again. Its records go unless forks still share them; files a concurrent maintainer kept
+        writing are removed by that maintainer when it sees the collection gone, or by the
+        sweep; the user's delete still succeeds."""
+        forks.release(self.catalog, self.records, collection_id)
+
+    def fork_collection(
+        self, tenant: str, database: str, collection_id: str, new_name: str
+    ) -> Collection:
+        source = self.collection(tenant, database, collection_id)
+        return forks.fork(self.catalog, self.records, source, new_name)
+
+    def fork_count(self, tenant: str, database: str, collection_id: str) -> int:
+        return forks.fork_count(self.catalog, self.collection(tenant, database, collection_id))
 
     def collection(self, tenant: str, database: str, collection_id: str) -> Collection:
         """The collection a record route addresses; its tenant and database must match."""
