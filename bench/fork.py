@@ -43,8 +43,8 @@ from s3_requests import (  # noqa: E402
     BUCKET,
     CREDENTIALS,
     PREFIX,
-    CountingMoto,
     Counter,
+    CountingMoto,
     s3_client,
 )
 

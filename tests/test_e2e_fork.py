@@ -5,6 +5,8 @@ the whole lineage as Chroma does."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +16,7 @@ from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
 from chroma_serverless.cli import AWS_LOCAL_BUCKET
 from chroma_serverless.maintenance import maintain, maintain_all
 from chroma_serverless.types import IndexPolicy
-from tests.conftest import run_async
+from tests.conftest import chroma_client, run_async
 from tests.test_maintenance import maintenance_beside
 
 if TYPE_CHECKING:
@@ -154,6 +156,42 @@ def test_a_fork_of_an_empty_collection_starts_empty_and_apart(client: ClientAPI)
     source.add(ids=["s"], embeddings=np.ones((1, 3), np.float32))  # each fixes its dimension
     assert fork.get()["ids"] == ["f"]
     assert source.get()["ids"] == ["s"]
+
+
+def test_a_fork_taken_while_the_source_is_written_is_a_consistent_snapshot(
+    client: ClientAPI, server: Server
+) -> None:
+    source = client.create_collection("busy")
+    writer = chroma_client(server).get_collection("busy")  # its own HTTP session
+    written: list[int] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            batch = len(written)
+            ids = [f"b{batch}-{i}" for i in range(10)]
+            writer.add(ids=ids, embeddings=vectors(10, seed=batch))
+            written.append(batch)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        while len(written) < 3:
+            time.sleep(0.01)
+        fork = source.fork("snapshot")
+        during = len(written)
+        while len(written) < during + 3:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+
+    ids = fork.get()["ids"]
+    batches = sorted({int(i.split("-")[0][1:]) for i in ids})
+    assert batches == list(range(len(batches)))  # the writes up to some point, in order
+    assert len(ids) == 10 * len(batches)  # each add all or nothing
+    assert len(batches) < len(written)  # later writes stayed on the source
+    assert source.count() == 10 * len(written)
 
 
 def test_fork_with_the_async_client(client: ClientAPI, server: Server) -> None:
