@@ -125,15 +125,23 @@ def take_cold_start() -> bool:
 # ------------------------------------------------------------------ units of work
 
 
+def begin(keys: Mapping[str, Any]) -> Unit:
+    """Start a unit of work (a request) for the rest of the current asyncio task or thread:
+    ``keys`` on every log line and, when metrics are on, an EMF document to fill and
+    :func:`emit`. A request is never ended: ASGI servers (uvicorn, Mangum) serve each in a task
+    of its own, whose context dies with it, and Starlette's last-resort error handler, which
+    runs after the middleware has returned, still logs and answers under the request's keys."""
+    current = _new(keys)
+    _current.set(current)
+    return current
+
+
 @contextlib.contextmanager
 def unit(keys: Mapping[str, Any]) -> Iterator[Unit]:
-    """Serve one request or run: ``keys`` (added to the enclosing unit's) on every log line
-    and, when metrics are on, one EMF document to fill and :func:`emit`."""
+    """A unit of work for the block (an invocation, a maintenance run): ``keys`` added to the
+    enclosing unit's."""
     outer = _current.get()
-    metrics = None
-    if _process.metrics:
-        metrics = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
-    current = Unit({**(outer.keys if outer else {}), **keys}, metrics)
+    current = _new({**(outer.keys if outer else {}), **keys})
     token = _current.set(current)
     try:
         yield current
@@ -141,11 +149,11 @@ def unit(keys: Mapping[str, Any]) -> Iterator[Unit]:
         _current.reset(token)
 
 
-def bind(**keys: Any) -> None:
-    """Add keys to the current unit's log lines (a route learns its collection late)."""
-    current = _current.get()
-    if current is not None:
-        current.keys.update(keys)
+def _new(keys: Mapping[str, Any]) -> Unit:
+    metrics = None
+    if _process.metrics:
+        metrics = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
+    return Unit(dict(keys), metrics)
 
 
 def trace_id() -> str:

@@ -46,35 +46,35 @@ class RequestTelemetry:
         route, keys = self._route(scope)
         keys.update(_lambda_keys(scope), trace_id=trace_id)
         status = 500  # unless a response starts: an exception escaped to the error handler
-        with observability.unit(keys) as current:
-            if current.keys.get("cold_start"):
-                observability.emit_cold_start(current.keys["function_name"])
+        current = observability.begin(keys)
+        if keys.get("cold_start"):
+            observability.emit_cold_start(keys["function_name"])
 
-            async def send_traced(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    headers = list(message.get("headers", []))
-                    if not any(name.lower() == TRACE_HEADER for name, _ in headers):
-                        headers.append((TRACE_HEADER, trace_id.encode()))
-                    message = {**message, "headers": headers}
-                await send(message)
+        async def send_traced(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == TRACE_HEADER for name, _ in headers):
+                    headers.append((TRACE_HEADER, trace_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
 
-            try:
-                await self.app(scope, receive, send_traced)
-            finally:
-                latency = (time.perf_counter() - start) * 1000
-                log.info(
-                    "%s %s %d %.1f ms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    latency,
-                    extra={"status": status, "latency_ms": round(latency, 3)},
-                )
-                observability.count(observability.REQUESTS, 1)
-                observability.count(observability.LATENCY, latency)
-                observability.emit(current, route=route, status_class=f"{status // 100}xx")
+        try:
+            await self.app(scope, receive, send_traced)
+        finally:
+            latency = (time.perf_counter() - start) * 1000
+            log.info(
+                "%s %s %d %.1f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                latency,
+                extra={"status": status, "latency_ms": round(latency, 3)},
+            )
+            observability.count(observability.REQUESTS, 1)
+            observability.count(observability.LATENCY, latency)
+            observability.emit(current, route=route, status_class=f"{status // 100}xx")
 
     def _route(self, scope: Scope) -> tuple[str, dict[str, Any]]:
         """The matched route as ``METHOD template`` and log keys from its path parameters."""
