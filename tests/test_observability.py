@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,8 @@ from tests.conftest import Server, close_chroma_clients, run_async
 from tests.lambda_events import KINDS, FakeLambdaContext, Kind, load_event, load_function
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
-    import httpx
     from chromadb.api import AsyncClientAPI
 
 API = "/api/v2"
@@ -49,7 +49,7 @@ PASSWORD = "pw-" + uuid.uuid4().hex
 WRONG_PASSWORD = "wrong-" + uuid.uuid4().hex
 DOCUMENT = "document-" + uuid.uuid4().hex
 METADATA_VALUE = "metadata-" + uuid.uuid4().hex
-EMBEDDING = [0.7390851332, 0.1234567891]  # digits (as float64 or float32) found nowhere else
+EMBEDDING: Sequence[float] = [0.7390851332, 0.1234567891]  # digits found nowhere else
 SECRETS = (
     TOKEN,
     PASSWORD,
@@ -148,7 +148,8 @@ def basic(password: str = PASSWORD) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"olga:{password}".encode()).decode()}
 
 
-def trace(response: httpx.Response) -> str:
+def trace(response: Any) -> str:
+    """The ``chroma-trace-id`` of a test client's response."""
     trace_id: str = response.headers["chroma-trace-id"]
     return trace_id
 
@@ -441,7 +442,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         collection = client.create_collection("sync-client")
         collection.add(
             ids=["a", "b"],
-            embeddings=[EMBEDDING, [0.5, 0.5]],
+            embeddings=[EMBEDDING, (0.5, 0.5)],
             documents=[DOCUMENT, "plain"],
             metadatas=[{"tag": METADATA_VALUE}, {"tag": "plain"}],
         )
@@ -467,9 +468,11 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             assert error.value.trace_id is not None
             return str(collection.id), error.value.trace_id
 
-        collections["async"], missing["async"] = run_async(
-            running.server, workflow, headers=bearer()
-        )
+        # On a thread of its own: asyncio.run here would replace, and leave unclosed, the event
+        # loop Mangum keeps on this thread once a Lambda handler has run in the process.
+        with ThreadPoolExecutor(1) as thread:
+            ran = thread.submit(run_async, running.server, workflow, headers=bearer())
+            collections["async"], missing["async"] = ran.result()
     finally:
         close_chroma_clients()
         out = running.stop()

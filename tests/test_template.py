@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from fastapi.routing import APIRoute
@@ -249,7 +249,7 @@ def emitted(tmp_path_factory: pytest.TempPathFactory, built_model: Path) -> set[
 
             def call(path: str, body: Any) -> Any:
                 event = load_event("rest", "POST", path, body)
-                reply = handler(event, FakeLambdaContext())
+                reply = handler(event, cast("Any", FakeLambdaContext()))
                 assert reply["statusCode"] < 300, reply
                 return json.loads(reply["body"])
 

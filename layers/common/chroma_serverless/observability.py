@@ -1,11 +1,12 @@
 """Logs, metrics and traces, configured once per process with aws-lambda-powertools.
 
 Logs: every ``chroma_serverless`` logger, as text (the local default, on stderr) or as
-Powertools' JSON (on stdout, as on Lambda), each line carrying the keys of the request or
-maintenance run it belongs to (:func:`bind`). Metrics: CloudWatch embedded metric format (EMF)
-documents on stdout, only when logs are JSON (CloudWatch extracts them from the function's log
-group). Traces: X-Ray subsegments, only on Lambda (Powertools' Tracer; a no-op import-free path
-anywhere else). Nothing here ever sees a request body, a record or a credential.
+Powertools' JSON (on stdout, as on Lambda), each line carrying the keys of the unit of work (a
+request, an invocation, a maintenance run) it belongs to. Metrics: CloudWatch embedded metric
+format (EMF) documents on stdout, one per unit, only when logs are JSON (CloudWatch extracts them
+from the function's log group). Traces: X-Ray subsegments, only on Lambda (Powertools' Tracer;
+elsewhere a no-op that does not even import the X-Ray SDK). Nothing here ever sees a request
+body, a record or a credential.
 """
 
 from __future__ import annotations
@@ -39,16 +40,19 @@ NAMESPACE = "ChromaServerless"
 SERVICE = "chroma-serverless"
 LOGGER = "chroma_serverless"
 
-# Every metric the code emits, with its unit. Dimensions stay low-cardinality: never a tenant,
-# database or collection (those are log keys and EMF metadata).
-REQUESTS = "Requests"  # per request: service, route ("POST /api/v2/...{collection_id}/query"),
-LATENCY = "Latency"  # status_class ("2xx", "4xx", "5xx")
+# Every metric the code emits, with its unit. Dimensions stay few: never a tenant, database or
+# collection (those are log keys and EMF metadata).
+# Per request, by service, route ("POST /api/v2/.../{collection_id}/query") and status_class:
+REQUESTS = "Requests"
+LATENCY = "Latency"
 RECORDS_WRITTEN = "RecordsWritten"
 RECORDS_RETURNED = "RecordsReturned"
 QUERY_TIME = "QueryTime"
 EMBEDDING_TIME = "EmbeddingTime"
-COLD_START = "ColdStart"  # service, function_name (as Powertools' own cold-start metric)
-MAINTENANCE_RUNS = "MaintenanceRuns"  # per maintained collection: service
+# Per execution environment, by service and function_name (as Powertools' own metric):
+COLD_START = "ColdStart"
+# Per maintained collection, by service:
+MAINTENANCE_RUNS = "MaintenanceRuns"
 MAINTENANCE_DURATION = "MaintenanceDuration"
 MAINTENANCE_FAILURES = "MaintenanceFailures"
 METRICS = {
@@ -105,6 +109,8 @@ def configure(settings: Settings) -> None:
     logger.setLevel(settings.log_level.upper())
     # JSON lines are the only ones: on Lambda the runtime's root handler would print each again.
     logger.propagate = not json_logs
+    if sys.version_info >= (3, 12):  # no "taskName": "Task-7" on the lines of a request
+        logging.logAsyncioTasks = False
     _process.handler, _process.metrics, _process.cold = handler, json_logs, True
     _process.tracer = None
     if settings.tracing:  # only on Lambda: the X-Ray SDK is imported for nothing elsewhere
