@@ -49,7 +49,8 @@ PASSWORD = "pw-" + uuid.uuid4().hex
 WRONG_PASSWORD = "wrong-" + uuid.uuid4().hex
 DOCUMENT = "document-" + uuid.uuid4().hex
 METADATA_VALUE = "metadata-" + uuid.uuid4().hex
-EMBEDDING: Sequence[float] = [0.7390851332, 0.1234567891]  # digits found nowhere else
+# Exact in float32, so the same text whichever precision a leak would print.
+EMBEDDING: Sequence[float] = [0.2109375, 0.8671875]
 SECRETS = (
     TOKEN,
     PASSWORD,
@@ -57,8 +58,8 @@ SECRETS = (
     base64.b64encode(f"olga:{PASSWORD}".encode()).decode(),
     DOCUMENT,
     METADATA_VALUE,
-    "7390851",
-    "1234567",
+    "0.2109375",
+    "0.8671875",
 )
 
 
