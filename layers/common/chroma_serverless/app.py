@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -17,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chroma_serverless import __version__, collections, wire
+from chroma_serverless import __version__, collections, observability, wire
 from chroma_serverless.auth import ANONYMOUS, Authenticator, ensure_admin_token
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import (
@@ -31,10 +30,12 @@ from chroma_serverless.errors import (
     RouteNotFoundError,
     UnimplementedError,
 )
+from chroma_serverless.request_telemetry import RequestTelemetry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine, Sequence
 
+    from starlette.routing import BaseRoute
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from chroma_serverless.catalog import Catalog
@@ -82,12 +83,15 @@ def build_service(settings: Settings, planes: Collection[Plane] = PLANES) -> Ser
         admin_token = read_secret(settings, settings.admin_token_secret)
     if admin_token:
         ensure_admin_token(catalog, admin_token)
+    # Traced from the first invocation on (X-Ray discards subsegments made during Lambda's INIT).
+    catalog = observability.traced(catalog, "catalog")
     records = None
     if "data" in planes:
         from chroma_serverless.records import LanceRecordStore
 
-        records = LanceRecordStore(
-            settings.records_root, settings.storage_options(), settings.index
+        records = observability.traced(
+            LanceRecordStore(settings.records_root, settings.storage_options(), settings.index),
+            "records",
         )
     service = Service(catalog, records, settings)
     if records is not None and settings.maintenance == "background":
@@ -124,9 +128,11 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
     app.state.service = service
     route_class = guarded_route(Authenticator(service.catalog, service.settings.auth))
     routers = {"control": control_routers, "data": data_routers}
+    routes: list[BaseRoute] = []  # flat: FastAPI keeps included routers nested
     for plane in planes:
         for router in routers[plane](service, route_class):
             app.include_router(router)
+            routes.extend(router.routes)
     install_error_handlers(app)
     if service.settings.cors_origins:
         app.add_middleware(
@@ -137,6 +143,7 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
             expose_headers=["chroma-trace-id"],
         )
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(RequestTelemetry, routes=routes)  # the outermost: sees every request
     return app
 
 
@@ -181,7 +188,7 @@ def error_response(error: ChromaError) -> JSON:
     return JSON(
         {"error": error.name, "message": error.message},
         status_code=error.status_code,
-        headers={"chroma-trace-id": uuid.uuid4().hex},
+        headers={"chroma-trace-id": observability.trace_id()},
     )
 
 

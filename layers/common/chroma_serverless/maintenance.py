@@ -7,12 +7,13 @@ maintenance function (plus a schedule, for anything missed) runs :func:`maintain
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chroma_serverless import forks
+from chroma_serverless import forks, observability
 from chroma_serverless.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -36,7 +37,19 @@ def maintain(service: Service, collection_id: str, growing: bool = False) -> dic
     """Maintain one collection. One deleted before or during the work is a quiet skip: its
     records are dropped (again) after the last file this maintainer wrote, since a delete
     racing the work may have removed the table while an index build or compaction was still
-    writing into it, or the work may have failed because the delete removed its files."""
+    writing into it, or the work may have failed because the delete removed its files.
+
+    A failure is logged here, once, and raised; each run is a metric (its duration, whether
+    it failed)."""
+    with observability.maintenance_run(collection_id):
+        try:
+            return _maintain(service, collection_id, growing)
+        except Exception:
+            log.exception("maintenance of %s failed", collection_id)
+            raise
+
+
+def _maintain(service: Service, collection_id: str, growing: bool) -> dict[str, Any]:
     try:
         collection = service.catalog.get_collection_by_id(collection_id)
     except NotFoundError:
@@ -89,7 +102,6 @@ def maintain_all(service: Service) -> list[dict[str, Any]]:
         try:
             reports.append(maintain(service, collection.id))
         except Exception as exc:  # a real failure of an existing collection: the next run retries
-            log.exception("maintenance of %s failed", collection.id)
             reports.append({"collection": collection.id, "failed": type(exc).__name__})
     for orphan in sorted(set(tables) - owned):
         released = forks.release(service.catalog, service.records, orphan)
@@ -149,10 +161,9 @@ class BackgroundMaintainer:
                     self._due[collection_id] = self._last[collection_id] + self._delay
                 else:
                     del self._last[collection_id]
-            try:
+            # A failure (logged by maintain) leaves the thread alive; the next write retries.
+            with contextlib.suppress(Exception):
                 maintain(self._service, collection_id, growing)
-            except Exception:  # keep the thread alive; the next write retries
-                log.exception("maintenance of %s failed", collection_id)
 
 
 class SqsMaintainer:

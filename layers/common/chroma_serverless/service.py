@@ -17,6 +17,7 @@ from chroma_serverless import (
     collection_schema,
     collections,
     forks,
+    observability,
     schema_validation,
 )
 from chroma_serverless.auth import can_see_database
@@ -217,11 +218,13 @@ class Service:
     def add(self, collection: Collection, batch: RecordBatch) -> None:
         batch = self._embedded(collection, batch)
         self.records.add(self._fix_dimension(collection, batch), batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
         batch = self._embedded(collection, batch)
         self.records.upsert(self._fix_dimension(collection, batch), batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def update(self, collection: Collection, batch: RecordBatch) -> None:
@@ -230,10 +233,13 @@ class Service:
         if batch.embeddings is not None:
             self._check_dimension(collection, batch.embeddings.shape[1])
         self.records.update(collection, batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
-        return self.records.get(collection, request)
+        result = self.records.get(collection, request)
+        observability.count(observability.RECORDS_RETURNED, len(result.ids))
+        return result
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         if request.texts:
@@ -243,7 +249,10 @@ class Service:
         if len(request.embeddings) == 0:
             return QueryResult(ids=[])
         self._check_dimension(collection, request.embeddings.shape[1])
-        return self.records.query(collection, request)
+        with observability.timed(observability.QUERY_TIME):
+            result = self.records.query(collection, request)
+        observability.count(observability.RECORDS_RETURNED, sum(len(ids) for ids in result.ids))
+        return result
 
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
         deleted = self.records.delete(collection, request)
@@ -284,7 +293,8 @@ class Service:
                 "This collection has no server-side embedding function: send embeddings"
             )
         try:
-            return function(texts)
+            with observability.timed(observability.EMBEDDING_TIME), observability.segment("embed"):
+                return function(texts)
         except embedding.ModelUnavailableError as exc:
             raise InvalidArgumentError(str(exc)) from exc
 
