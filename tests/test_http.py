@@ -401,11 +401,6 @@ def test_unparseable_json_and_wrong_shapes(api: TestClient) -> None:
     assert_error(response, 422, "ChromaError", "Failed to deserialize the JSON body")
 
 
-def test_fork_is_501(api: TestClient) -> None:
-    collection = create(api)
-    assert_error(records(api, collection, "fork"), 501, "ChromaError")
-
-
 def test_search_without_searches_is_422(api: TestClient) -> None:
     collection = create(api)
     assert_error(records(api, collection, "search"), 422, "ChromaError")

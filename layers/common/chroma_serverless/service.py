@@ -16,6 +16,8 @@ from chroma_serverless import (
     collection_configuration,
     collection_schema,
     collections,
+    forks,
+    observability,
     schema_validation,
     searches,
 )
@@ -113,7 +115,7 @@ class Service:
 
     def delete_database(self, tenant: str, name: str) -> None:
         for collection in self.catalog.delete_database(tenant, name):
-            self._drop_records(collection.id)
+            self._release_records(collection.id)
 
     # ------------------------------------------------------------------ collections
 
@@ -184,14 +186,23 @@ class Service:
 
     def delete_collection(self, tenant: str, database: str, name: str) -> None:
         collection = self.catalog.delete_collection(tenant, database, name)
-        self._drop_records(collection.id)
+        self._release_records(collection.id)
 
-    def _drop_records(self, collection_id: str) -> None:
+    def _release_records(self, collection_id: str) -> None:
         """The delete has happened once the catalog entry is gone: the id is never served
-        again. Files a concurrent maintainer kept writing are removed by that maintainer when
-        it sees the collection gone, or by the sweep; the user's delete still succeeds."""
-        if not self.records.drop(collection_id):
-            log.warning("records of deleted collection %s remain for the sweep", collection_id)
+        again. Its records go unless forks still share them; files a concurrent maintainer kept
+        writing are removed by that maintainer when it sees the collection gone, or by the
+        sweep; the user's delete still succeeds."""
+        forks.release(self.catalog, self.records, collection_id)
+
+    def fork_collection(
+        self, tenant: str, database: str, collection_id: str, new_name: str
+    ) -> Collection:
+        source = self.collection(tenant, database, collection_id)
+        return forks.fork(self.catalog, self.records, source, new_name)
+
+    def fork_count(self, tenant: str, database: str, collection_id: str) -> int:
+        return forks.fork_count(self.catalog, self.collection(tenant, database, collection_id))
 
     def collection(self, tenant: str, database: str, collection_id: str) -> Collection:
         """The collection a record route addresses; its tenant and database must match."""
@@ -209,11 +220,13 @@ class Service:
     def add(self, collection: Collection, batch: RecordBatch) -> None:
         batch = self._embedded(collection, batch)
         self.records.add(self._fix_dimension(collection, batch), batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
         batch = self._embedded(collection, batch)
         self.records.upsert(self._fix_dimension(collection, batch), batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def update(self, collection: Collection, batch: RecordBatch) -> None:
@@ -222,10 +235,13 @@ class Service:
         if batch.embeddings is not None:
             self._check_dimension(collection, batch.embeddings.shape[1])
         self.records.update(collection, batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
-        return self.records.get(collection, request)
+        result = self.records.get(collection, request)
+        observability.count(observability.RECORDS_RETURNED, len(result.ids))
+        return result
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         if request.texts:
@@ -235,13 +251,19 @@ class Service:
         if len(request.embeddings) == 0:
             return QueryResult(ids=[])
         self._check_dimension(collection, request.embeddings.shape[1])
-        return self.records.query(collection, request)
+        with observability.timed(observability.QUERY_TIME):
+            result = self.records.query(collection, request)
+        observability.count(observability.RECORDS_RETURNED, sum(len(ids) for ids in result.ids))
+        return result
 
     def search(self, collection: Collection, requests: list[Search]) -> list[Found]:
         """Every search is checked before any runs."""
         for request in requests:
             searches.check(request, collection)
-        return [searches.run(self.records, collection, request) for request in requests]
+        with observability.timed(observability.QUERY_TIME):
+            found = [searches.run(self.records, collection, request) for request in requests]
+        observability.count(observability.RECORDS_RETURNED, sum(len(f.ids) for f in found))
+        return found
 
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
         deleted = self.records.delete(collection, request)
@@ -282,7 +304,8 @@ class Service:
                 "This collection has no server-side embedding function: send embeddings"
             )
         try:
-            return function(texts)
+            with observability.timed(observability.EMBEDDING_TIME), observability.segment("embed"):
+                return function(texts)
         except embedding.ModelUnavailableError as exc:
             raise InvalidArgumentError(str(exc)) from exc
 

@@ -31,6 +31,7 @@ MACHINE_MEMORY_SHARE = 4
 MACHINE_MEMORY_CAP_MB = 8192
 
 Mode = Literal["embedded", "aws"]
+LogFormat = Literal["text", "json"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Settings:
     maintenance: Literal["off", "background", "queue"] = "off"
     maintenance_queue_url: str | None = None
     index: IndexPolicy = IndexPolicy()
+    # Text on stderr, or JSON lines with CloudWatch EMF metrics on stdout (as on Lambda).
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+    tracing: bool = False  # X-Ray subsegments, on Lambda only
 
     @property
     def catalog_path(self) -> Path:
@@ -106,6 +111,13 @@ class Settings:
         else:
             share = min(_physical_memory_mb() // MACHINE_MEMORY_SHARE, MACHINE_MEMORY_CAP_MB)
             defaults["memory_mb"] = max(IndexPolicy().memory_mb, share)
+        log_format = get("LOG_FORMAT", "text")
+        if log_format not in ("text", "json"):
+            raise ValueError(f"{PREFIX}LOG_FORMAT must be text or json, got {log_format!r}")
+        # Powertools' rule for its Tracer (in Lambda, not under sam local, not disabled), and an
+        # X-Ray daemon to send to (Lambda sets its address; emulators do not).
+        traceable = bool(env.get("LAMBDA_TASK_ROOT") and env.get("AWS_XRAY_DAEMON_ADDRESS"))
+        untraced = bool(env.get("AWS_SAM_LOCAL")) or _flag(env.get("POWERTOOLS_TRACE_DISABLED", ""))
         body_limit = get(
             "MAX_BODY_BYTES",
             str(LAMBDA_MAX_BODY_BYTES if mode == "aws" else DEFAULT_MAX_BODY_BYTES),
@@ -133,6 +145,9 @@ class Settings:
                     for f in dataclasses.fields(IndexPolicy)
                 }
             ),
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=get("LOG_LEVEL", "INFO"),
+            tracing=traceable and not untraced,
         )
 
 

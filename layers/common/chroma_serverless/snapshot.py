@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 Positions = np.ndarray[Any, np.dtype[np.int64]]
 RERANK_FACTOR = 20  # a partitioned search re-ranks this many candidates per result exactly
 RERANK_MIN = 200  # ... and at least this many
-MAX_BLOCKS = 8  # blocks of rows written since the read, before they are folded into one
 
 
 class Snapshot:
@@ -48,6 +47,7 @@ class Snapshot:
         blocks: list[tuple[Vectors, Vectors]],
         live: Mask,
         index: ivf.Ivf | None = None,
+        ordered: bool = False,
     ) -> None:
         self.version = version
         self.data = data
@@ -55,6 +55,7 @@ class Snapshot:
         self.starts = np.cumsum([0] + [len(v) for v, _ in blocks]).astype(np.int64)
         self.live = live
         self.index = index
+        self.ordered = ordered  # positions are in insertion order
         self.seq = data.column(layout.SEQ).to_numpy()
         self.num_rows = int(live.sum())
         self.nbytes = int(data.nbytes + live.nbytes + self.seq.nbytes)
@@ -70,7 +71,8 @@ class Snapshot:
         if partitions > 1 and data.num_rows > partitions:
             index, order = ivf.build(_vectors(data), space, partitions)
             data = data.take(pa.array(order, pa.int64()))
-        return cls(version, data, [_block(data)], np.ones(data.num_rows, np.bool_), index)
+        live = np.ones(data.num_rows, np.bool_)
+        return cls(version, data, [_block(data)], live, index, ordered=index is None)
 
     @property
     def churn(self) -> int:
@@ -97,8 +99,8 @@ class Snapshot:
 
     def without(self, version: int, doomed: Mask) -> Snapshot:
         """The next version after a delete of the rows ``doomed`` marks."""
-        blocks = self.blocks
-        return Snapshot(version, self.data, blocks, self.live & ~doomed, self.index)
+        live = self.live & ~doomed
+        return Snapshot(version, self.data, self.blocks, live, self.index, self.ordered)
 
     def _holding(self, rows: pa.Table) -> Mask:
         """Positions whose id is one of ``rows``'."""
@@ -106,17 +108,21 @@ class Snapshot:
         return _mask(pc.is_in(self.data.column(layout.ID), value_set=ids))
 
     def _appended(self, version: int, rows: pa.Table, live: Mask) -> Snapshot:
+        """``rows`` after the others. Without an IVF all rows stay one block (a copy of the
+        table: small); with one, the rows written since the read are folded into a second."""
         if rows.num_rows == 0:
-            return Snapshot(version, self.data, self.blocks, live, self.index)
+            return Snapshot(version, self.data, self.blocks, live, self.index, self.ordered)
         rows = _conformed(rows, self.data.schema)
-        data = pa.concat_tables([self.data, rows])
-        blocks = [*self.blocks, _block(rows)]
-        if len(blocks) > MAX_BLOCKS:  # fold what was written since the read into one block
-            first = int(self.starts[1])
-            data = pa.concat_tables([data.slice(0, first), data.slice(first).combine_chunks()])
-            blocks = [blocks[0], _block(data.slice(first))]
+        seq = rows.column(layout.SEQ).to_numpy()
+        later = len(self.seq) == 0 or int(seq.min()) > int(self.seq.max())
         live = np.concatenate([live, np.ones(rows.num_rows, np.bool_)])
-        return Snapshot(version, data, blocks, live, self.index)
+        if self.index is None:
+            data = pa.concat_tables([self.data, rows]).combine_chunks()
+            return Snapshot(version, data, [_block(data)], live, None, self.ordered and later)
+        first = int(self.starts[1])
+        tail = pa.concat_tables([self.data.slice(first), rows]).combine_chunks()
+        data = pa.concat_tables([self.data.slice(0, first), tail])
+        return Snapshot(version, data, [self.blocks[0], _block(tail)], live, self.index)
 
     # ------------------------------------------------------------------ reading
 
@@ -190,8 +196,8 @@ class Snapshot:
         return np.concatenate([rows, appended])
 
     def _in_order(self, positions: Positions) -> Positions:
-        if self.index is None and len(self.blocks) == 1:
-            return positions  # read in insertion order, nothing appended
+        if self.ordered:
+            return positions
         return positions[np.argsort(self.seq[positions], kind="stable")]
 
     def _nonzero(self) -> Mask:

@@ -62,6 +62,10 @@ class UpdateCollection(Body):
     new_configuration: dict[str, Any] | None = None
 
 
+class ForkCollection(Body):
+    new_name: str
+
+
 class Records(Body):
     ids: list[str]
     embeddings: list[Embedding | None] | None = None

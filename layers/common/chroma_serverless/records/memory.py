@@ -113,7 +113,9 @@ class MemoryTier:
     # ------------------------------------------------------------------ building
 
     def _partitions(self, rows: int) -> int:
-        return 0 if rows < self._policy.threshold else round(math.sqrt(rows))
+        # about 2 sqrt(rows) rows per partition: half the partitions of the textbook sqrt(rows)
+        # give the same recall per row scanned with half the probes (the Python cost per probe)
+        return 0 if rows < self._policy.threshold else max(2, round(math.sqrt(rows) / 2))
 
     def _read(self, collection: Collection, version: int, rows: int) -> None:
         table = self._db.open_table(collection.id)  # its own handle: others move theirs

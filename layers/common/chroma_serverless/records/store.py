@@ -13,7 +13,7 @@ from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import to_sql
 from chroma_serverless.masks import row_mask
-from chroma_serverless.records import arrow, indexing, search, sparse
+from chroma_serverless.records import arrow, clones, indexing, search, sparse
 from chroma_serverless.records.engine import (
     Descriptions,
     engine_errors,
@@ -84,6 +84,15 @@ class RecordStore(Protocol):
     def reset(self) -> bool:
         """Remove the records of every collection; ``False`` as :meth:`drop`."""
 
+    def fork(self, source_id: str, fork_id: str) -> int | None:
+        """Give ``fork_id`` the records of ``source_id`` as they are now, copy-on-write: no
+        record is copied, the source's files stay shared (and pinned in the source) until
+        :meth:`unpin`. Returns the records' dimension, ``None`` if the source has none (the
+        fork then starts empty)."""
+
+    def unpin(self, source_id: str, fork_id: str) -> None:
+        """``fork_id`` no longer needs the files it shares with ``source_id``."""
+
     def collection_ids(self) -> list[str]:
         """Ids of the collections that have stored records."""
 
@@ -115,7 +124,8 @@ class LanceRecordStore:
         # one search would make five); instead every operation starts with one explicit check
         # (``_open``), so a write acknowledged by any process is visible to the next operation
         # in any other, and a warm handle keeps its cached index and metadata.
-        self._db = lancedb.connect(uri, storage_options=dict(storage_options or {}))
+        self._storage_options = dict(storage_options or {})
+        self._db = lancedb.connect(uri, storage_options=self._storage_options)
         self._tables: dict[str, Any] = {}
         self._described = Descriptions()
         self._lock = threading.Lock()
@@ -258,6 +268,20 @@ class LanceRecordStore:
             page_token = page.page_token
             if not page_token:
                 return ids
+
+    # ------------------------------------------------------------------ forks
+
+    def fork(self, source_id: str, fork_id: str) -> int | None:
+        source = self._open(source_id)
+        if source is None:
+            return None
+        forked = clones.clone(self._db, source, fork_id, self._storage_options)
+        return int(forked.schema.field(layout.EMBEDDING).type.list_size)
+
+    def unpin(self, source_id: str, fork_id: str) -> None:
+        source = self._open(source_id)
+        if source is not None:
+            clones.unpin(source, fork_id)
 
     # ------------------------------------------------------------------ reads
 
