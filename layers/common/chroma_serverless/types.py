@@ -91,7 +91,7 @@ class IndexPolicy:
     fragment_target: int = 8  # compact when a table has more fragments than this
     memory_rows: int = 10_000  # tables up to this many rows are read into memory on first use
     memory_mb: int = 256  # larger ones in the background, while all snapshots fit in this
-    memory_probe_percent: int = 20  # share of an in-memory partitioning a query scans
+    memory_probe_percent: int = 25  # share of an in-memory partitioning a query scans
 
 
 @dataclass(frozen=True)
