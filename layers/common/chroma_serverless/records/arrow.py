@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chroma_serverless import layout
+from chroma_serverless.columnar import KIND_TYPES as KIND_TYPES  # the store's column types
 from chroma_serverless.masks import row_mask
 from chroma_serverless.types import Filter, GetResult
 
@@ -17,14 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from chroma_serverless.types import Include, Metadata, RecordBatch, UpdateMetadata, Vectors
-
-SCALAR_TYPES: dict[str, pa.DataType] = {
-    "s": pa.string(),
-    "i": pa.int64(),
-    "f": pa.float64(),
-    "b": pa.bool_(),
-}
-KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()}}
 
 
 def base_schema(dimension: int) -> pa.Schema:
