@@ -167,6 +167,15 @@ CASES = [
     Case("delete collection", "DELETE", f"{ACME}/collections/{{tag}}", WRITERS, setup="collection"),
     Case("fork", "POST", f"{ACME}/collections/{{acme}}/fork", WRITERS, 501, body={"new_name": "x"}),
     Case("indexing status", "GET", f"{ACME}/collections/{{acme}}/indexing_status", READERS),
+    Case("list versions", "GET", f"{ACME}/collections/{{acme}}/versions", ADMIN),
+    # In place to the latest version: the records stay as they are for the other cases.
+    Case(
+        "restore",
+        "POST",
+        f"{ACME}/collections/{{acme}}/restore",
+        ADMIN,
+        body={"to": "2100-01-01T00:00:00"},
+    ),
     Case("add", "POST", f"{ACME}/collections/{{acme}}/add", WRITERS, 201, body=RECORD),
     Case("update", "POST", f"{ACME}/collections/{{acme}}/update", WRITERS, body=RECORD),
     Case("upsert", "POST", f"{ACME}/collections/{{acme}}/upsert", WRITERS, body=RECORD),

@@ -133,6 +133,7 @@ BODIES: dict[str, Any] = {
     "Get": {"where": {"k": 1}},
     "Query": {"query_embeddings": [[1.0, 0.0]], "n_results": 1},
     "Delete": {"ids": ["r1"]},
+    "RestoreCollection": {"to": "2100-01-01T00:00:00"},
 }
 STATUS = {"Add": 201, "ForkCollection": 501, "Search": 501, "V1": 410, "Unknown": 404}
 

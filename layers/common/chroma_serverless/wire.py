@@ -58,6 +58,11 @@ class UpdateCollection(Body):
     new_configuration: dict[str, Any] | None = None
 
 
+class RestoreCollection(Body):
+    to: int | str  # a version, or an ISO-8601 time (restore.point_at)
+    new_name: str | None = None  # restore as a new collection instead of in place
+
+
 class Records(Body):
     ids: list[str]
     embeddings: list[Embedding | None] | None = None
