@@ -7,6 +7,7 @@ sources on S3; a token for a server with auth."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
@@ -14,8 +15,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import httpx
 import numpy as np
 import pyarrow as pa
@@ -206,6 +209,12 @@ def test_a_changed_file_is_not_resumed_over(
     cli(server, *args, "--restart")
     assert client.get_collection("part").count() == 11
 
+    # A finished import into a collection deleted since starts over in the new one.
+    client.delete_collection("part")
+    (report,) = reports(cli(server, *args))
+    assert (report["resumed_at"], report["imported"]) == (0, 11)
+    assert client.get_collection("part").count() == 11
+
 
 # ------------------------------------------------------------------ export -> import
 
@@ -262,18 +271,9 @@ def test_export_then_import_round_trips_every_record_exactly(
         cli(server, "export", str(tmp_path / "out"), "--format", format, *target(server, via))
     )
     assert exported == [{"collection": "source", "file": f"source.{format}", "records": 300}]
-    state = str(tmp_path / "state")
+    load = ["import", str(tmp_path / "out"), "--database", "copy"]
     (report,) = reports(
-        cli(
-            server,
-            "import",
-            str(tmp_path / "out"),
-            "--database",
-            "copy",
-            "--state-dir",
-            state,
-            *target(server, via),
-        )  # fmt: skip
+        cli(server, *load, "--state-dir", str(tmp_path / "s"), *target(server, via))
     )
     assert report["records"] == 300
 
@@ -307,49 +307,64 @@ def test_export_of_a_whole_database_and_at_an_earlier_version(
     manifest = json.loads((tmp_path / "now" / "manifest.json").read_text())
     assert [c["name"] for c in manifest["collections"]] == ["first", "second"]
 
-    earlier = reports(
-        cli(
-            server,
-            "export",
-            str(tmp_path / "then"),
-            "--collection",
-            "first",
-            "--as-of",
-            str(versions[-1]["version"]),
-            "--path",
-            str(server.data),
-        )  # fmt: skip
-    )
-    assert earlier == [{"collection": "first", "file": "first.parquet", "records": 2}]
+    then = ["export", str(tmp_path / "then"), "--collection", "first"]
+    then += ["--as-of", str(versions[-1]["version"]), "--path", str(server.data)]
+    assert reports(cli(server, *then)) == [
+        {"collection": "first", "file": "first.parquet", "records": 2}
+    ]
     assert pq.read_table(tmp_path / "then" / "first.parquet").column("id").to_pylist() == ["a", "b"]
+
+    # One collection of an export, into another database
+    admin_client(server).create_database("copy")
+    load = ["import", str(tmp_path / "now"), "--collection", "second", "--database", "copy"]
+    cli(server, *load, "--state-dir", str(tmp_path / "state"), "--path", str(server.data))
+    client.set_database("copy")
+    assert [c.name for c in client.list_collections()] == ["second"]
+    assert client.get_collection("second").get(include=["metadatas"])["metadatas"] == [{"k": 1}]
 
 
 # ------------------------------------------------------------------ columns and formats
 
 
 @pytest.mark.parametrize("via", VIAS)
-def test_csv_and_jsonl_columns_map_onto_records(
+def test_csv_jsonl_and_parquet_columns_map_onto_records(
     client: ClientAPI, server: Server, tmp_path: Path, via: str
 ) -> None:
+    # CSV: renamed columns, every other column a metadata key, JSON arrays as embeddings
     csv = tmp_path / "products.csv"
     csv.write_text(
         "sku,vector,title,price,stock,onsale,notes\n"
         '1,"[1, 0]",Red shoe,19.5,3,true,\n'
         '2,"[0, 1]",Blue hat,,0,false,fragile\n'
     )
-    jsonl = tmp_path / "events.jsonl"
-    jsonl.write_text(
-        json.dumps({"id": "e1", "embedding": [1, 2], "metadata": {"n": 1, "x": 1.0, "l": [1]}})
-        + "\n\n"
-        + json.dumps({"id": "e2", "embedding": [3, 4], "kind": "click", "at": 7, "tags": []})
-        + "\n"
+    # JSONL (gzip): a metadata object, or else a record's other fields; blank lines skipped
+    lines = [
+        {"id": "e1", "embedding": [1, 2], "metadata": {"n": 1, "x": 1.0, "l": [1]}},
+        {"id": "e2", "embedding": [3, 4], "kind": "click", "at": 7, "tags": []},
+    ]
+    jsonl = tmp_path / "events.jsonl.gz"
+    jsonl.write_bytes(gzip.compress(b"\n\n".join(json.dumps(line).encode() for line in lines)))
+    # A directory of Parquet files: metadata as a map, as JSON text, as plain columns
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    pairs = pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float64()))
+    maps = pa.array([[("n", 1)], None], pa.map_(pa.string(), pa.int64()))
+    pq.write_table(
+        pa.table({"id": ["m1", "m2"], "embedding": pairs, "metadata": maps}), parts / "a.parquet"
     )
+    texts = ['{"s": "x", "f": 2.0}', None]
+    pq.write_table(
+        pa.table({"id": ["j1", "j2"], "embedding": pairs, "metadata": texts}), parts / "b.parquet"
+    )
+    plain = {"id": ["p1", "p2"], "embedding": pairs, "score": [float("nan"), 0.5]}
+    plain["tags"] = pa.array([[], ["x"]], pa.list_(pa.string()))
+    pq.write_table(pa.table(plain), parts / "c.parquet")
+
     state = ["--state-dir", str(tmp_path / "state"), *target(server, via)]
-    cli(
-        server, "import", str(csv), "--collection", "products", "--id", "sku",
-        "--embedding", "vector", "--document", "title", *state,
-    )  # fmt: skip
+    renamed = ["--id", "sku", "--embedding", "vector", "--document", "title"]
+    cli(server, "import", str(csv), "--collection", "products", *renamed, *state)
     cli(server, "import", str(jsonl), "--collection", "events", *state)
+    cli(server, "import", str(parts), "--collection", "parts", *state)
 
     products = client.get_collection("products").get(
         ids=["1", "2"], include=["embeddings", "documents", "metadatas"]
@@ -364,6 +379,18 @@ def test_csv_and_jsonl_columns_map_onto_records(
     events = client.get_collection("events").get(ids=["e1", "e2"], include=["metadatas"])
     assert events["metadatas"] == [{"n": 1, "x": 1.0, "l": [1]}, {"kind": "click", "at": 7}]
     assert types_of(events["metadatas"][0]) == {"n": int, "x": float, "l": [int]}
+    found = client.get_collection("parts").get(include=["embeddings", "metadatas"])
+    assert found["ids"] == ["m1", "m2", "j1", "j2", "p1", "p2"]  # files in name order
+    assert np.asarray(found["embeddings"]).tolist() == [[1, 2], [3, 4]] * 3
+    # A NaN float and an empty list are missing values too.
+    assert found["metadatas"] == [
+        {"n": 1},
+        None,
+        {"s": "x", "f": 2.0},
+        None,
+        None,
+        {"score": 0.5, "tags": ["x"]},
+    ]
 
 
 @pytest.mark.usefixtures("built_model")
@@ -380,10 +407,8 @@ def test_documents_without_vectors_are_embedded_with_the_collections_function(
     source.write_text(
         "".join(json.dumps({"id": k, "document": v}) + "\n" for k, v in texts.items())
     )
-    cli(
-        server, "import", str(source), "--collection", "docs", "--state-dir",
-        str(tmp_path / "state"), *target(server, via),
-    )  # fmt: skip
+    state = ["--state-dir", str(tmp_path / "state"), *target(server, via)]
+    cli(server, "import", str(source), "--collection", "docs", *state)
 
     collection = client.get_collection("docs")
     assert collection.count() == 3
@@ -418,33 +443,39 @@ def test_bad_files_are_refused_with_the_reason(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ sources on S3, auth
 
 
-def test_import_from_s3(client: ClientAPI, server: Server, corpus: Path, tmp_path: Path) -> None:
-    import boto3
-
-    if server.moto_endpoint is None:
-        pytest.skip("the --aws-local server's moto holds the bucket")
+def test_import_from_and_export_to_s3(
+    client: ClientAPI, server: Server, corpus: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The files live on the moto of the --aws-local server, or on the session's for the embedded
+    # one (CHROMA_SERVERLESS_AWS_ENDPOINT names the S3 endpoint in either mode).
+    endpoint = server.moto_endpoint or request.getfixturevalue("moto").endpoint
+    env = {**cli_env(server), "CHROMA_SERVERLESS_AWS_ENDPOINT": endpoint}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     s3 = boto3.client(
         "s3",
-        endpoint_url=server.moto_endpoint,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    s3.create_bucket(Bucket="corpora")
+    bucket = f"corpora-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
     part = pq.read_table(corpus).slice(0, 5_000)
     for half in range(2):
         local = tmp_path / f"part-{half}.parquet"
         pq.write_table(part.slice(half * 2_500, 2_500), local)
-        s3.upload_file(str(local), "corpora", f"set/part-{half}.parquet")
-    cli(
-        server,
-        "import",
-        "s3://corpora/set/",
-        "--collection",
-        "from-s3",
-        "--state-dir",
-        str(tmp_path / "s"),
-    )
+        s3.upload_file(str(local), bucket, f"set/part-{half}.parquet")
+    storage = ["--state-dir", str(tmp_path / "s"), *target(server, "storage")]
+    cli(server, "import", f"s3://{bucket}/set/", "--collection", "from-s3", *storage, env=env)
+    assert client.get_collection("from-s3").count() == 5_000
+
+    # ... and an export there, imported back as it was
+    backup = f"s3://{bucket}/backup"
+    cli(server, "export", backup, "--collection", "from-s3", *target(server, "storage"), env=env)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key="backup/manifest.json")["Body"].read())
+    assert [(c["name"], c["records"]) for c in manifest["collections"]] == [("from-s3", 5_000)]
+    client.delete_collection("from-s3")
+    cli(server, "import", backup, *storage, env=env)
     assert client.get_collection("from-s3").count() == 5_000
 
 
@@ -453,7 +484,12 @@ def test_import_through_an_endpoint_with_a_token(tmp_path: Path, corpus: Path) -
     server = Server(
         tmp_path,
         "--auth",
-        env={"CHROMA_SERVERLESS_ADMIN_TOKEN": token, "CHROMA_SERVERLESS_MAX_BATCH_SIZE": "700"},
+        env={
+            "CHROMA_SERVERLESS_ADMIN_TOKEN": token,
+            "CHROMA_SERVERLESS_MAX_BATCH_SIZE": "700",
+            # Under 700 of these records: the import halves a batch the server refuses (413).
+            "CHROMA_SERVERLESS_MAX_BODY_BYTES": "40000",
+        },
     )
     try:
         small = tmp_path / "small.parquet"

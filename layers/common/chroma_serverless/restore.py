@@ -34,12 +34,12 @@ def restore(
     service: Service, collection: Collection, to: str, new_name: str | None = None
 ) -> Restored:
     """Restore ``collection`` to the version ``to`` names (:func:`point_at`)."""
-    point = point_at(collection, service.records.restore_points(collection), to)
+    points = service.records.restore_points(collection)
+    point = point_at(collection, points, to)
     if new_name is None:
-        previous = service.records.restore_points(collection)[-1].version
         service.records.restore(collection, point.version)
         service.maintainer.touch(collection.id)
-        return Restored(collection, point, previous)
+        return Restored(collection, point, points[-1].version)
     copy = dataclasses.replace(
         collection, id=str(uuid.uuid4()), name=checks.collection_name(new_name)
     )

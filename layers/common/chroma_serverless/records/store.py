@@ -572,7 +572,7 @@ class LanceRecordStore:
                 v["timestamp"].astimezone(UTC),  # LanceDB reports local time, naive
                 int(v["metadata"]["total_rows"]),
             )
-            for v in table.list_versions()
+            for v in sorted(table.list_versions(), key=lambda v: int(v["version"]))
         ]
 
     @retry_on_conflict

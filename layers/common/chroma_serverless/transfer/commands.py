@@ -152,7 +152,11 @@ def _import(settings: Settings, args: argparse.Namespace) -> None:
         columns = ColumnMap(args.id, args.embedding, args.document, args.uri, args.metadata, keys)
         like = None
         if args.collection_metadata:
-            like = Collection("", args.collection, "", "", json.loads(args.collection_metadata), {})
+            try:
+                metadata = json.loads(args.collection_metadata)
+            except ValueError as exc:
+                raise InvalidArgumentError(f"--collection-metadata is not JSON: {exc}") from exc
+            like = Collection("", args.collection, "", "", metadata, {})
         found = files.source_files(source, args.format)
         jobs.append(ImportJob(found, args.collection, columns, like, args.batch_size))
     for job in jobs:

@@ -11,7 +11,6 @@ hold the same fields; embeddings are written as float32 values print, which pars
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import groupby
 from typing import TYPE_CHECKING
 
 import orjson
@@ -93,9 +92,11 @@ def parquet_table(batch: ColumnBatch) -> pa.Table:
         DOCUMENT: _or_nulls(batch.documents, len(batch)),
         URI: _or_nulls(batch.uris, len(batch)),
     }
+    kinds_of: dict[str, list[str]] = {}
+    for key, kind in batch.metadata:
+        kinds_of.setdefault(key, []).append(kind)
     fields, children = [], []
-    for key, group in groupby(sorted(batch.metadata), key=lambda column: column[0]):
-        kinds = [kind for _, kind in group]
+    for key, kinds in kinds_of.items():
         if len(kinds) == 1:
             fields.append(pa.field(key, batch.metadata[(key, kinds[0])].type))
             children.append(batch.metadata[(key, kinds[0])])

@@ -121,12 +121,14 @@ class HttpEndpoint:
             raise InvalidArgumentError("Export at an earlier version needs access to storage")
         kinds: dict[tuple[str, str], pa.DataType] = {}
         for page in self._pages(collection, rows, ["metadatas"]):
-            kinds.update(dict.fromkeys(columnar.metadata_columns(page["metadatas"])))
+            for column in columnar.metadata_columns(page["metadatas"]):
+                kinds.setdefault(column, columnar.KIND_TYPES[column[1]])
         for page in self._pages(collection, rows, INCLUDE):
-            metadata = columnar.metadata_columns(page["metadatas"])
-            for key, kind in kinds:
-                if (key, kind) not in metadata:
-                    metadata[(key, kind)] = pa.nulls(len(page["ids"]), columnar.KIND_TYPES[kind])
+            found = columnar.metadata_columns(page["metadatas"])
+            metadata = {  # every page with the same columns, in the same order
+                column: found.get(column, pa.nulls(len(page["ids"]), kinds[column]))
+                for column in kinds
+            }
             yield columnar.ColumnBatch(
                 pa.array(page["ids"], pa.string()),
                 columnar.vectors_of(page["embeddings"]),
