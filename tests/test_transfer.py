@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import httpx
@@ -30,6 +30,7 @@ from tests.conftest import Server, close_chroma_clients, run_async
 from tests.test_e2e_client import admin_client
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from chromadb.api import AsyncClientAPI, ClientAPI
@@ -131,7 +132,7 @@ def all_records(collection: Any) -> dict[str, tuple[bytes, Any, Any, Any]]:
     }
 
 
-def types_of(metadata: dict[str, Any] | None) -> dict[str, Any]:
+def types_of(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return {
         key: [type(v) for v in value] if isinstance(value, list) else type(value)
         for key, value in (metadata or {}).items()
@@ -245,10 +246,10 @@ def source_collection(client: ClientAPI) -> Any:
         metadatas.append(None if i % 50 == 7 else metadata)
     collection.add(
         ids=[f"id-{i}" for i in range(n)],
-        embeddings=vectors(n, 16, seed=3),
+        embeddings=vectors(n, 1536, seed=3),  # over HTTP, an export of several pages
         metadatas=metadatas,
-        documents=[None if i % 10 == 3 else f"text {i} ✓" for i in range(n)],
-        uris=[f"s3://bucket/{i}" if i % 4 == 0 else None for i in range(n)],
+        documents=cast("Any", [None if i % 10 == 3 else f"text {i} ✓" for i in range(n)]),
+        uris=cast("Any", [f"s3://bucket/{i}" if i % 4 == 0 else None for i in range(n)]),
     )
     return collection
 

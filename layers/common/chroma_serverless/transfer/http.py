@@ -41,6 +41,9 @@ ERRORS: dict[int, type[ChromaError]] = {
     413: BatchSizeExceededError,
 }
 INCLUDE = ["embeddings", "documents", "uris", "metadatas"]
+# Pages of records read back: a float as JSON text takes up to ~12 bytes, and a record's id,
+# document, uri and metadata are budgeted this much on top.
+PAGE_BYTES, FLOAT_TEXT, RECORD_TEXT = 3_000_000, 12, 2048
 
 
 class HttpEndpoint:
@@ -115,10 +118,13 @@ class HttpEndpoint:
     def scan(
         self, collection: Collection, version: int | None = None, rows: int = 1_000
     ) -> Iterator[ColumnBatch]:
-        """Pages of ``get`` in insertion order. Reading while others write may skip or repeat
-        records; an export from storage reads one version."""
+        """Pages of ``get`` in insertion order, each answer well under Lambda's 6 MB. Reading
+        while others write may skip or repeat records; an export from storage reads one
+        version."""
         if version is not None:
             raise InvalidArgumentError("Export at an earlier version needs access to storage")
+        per_record = (collection.dimension or 0) * FLOAT_TEXT + RECORD_TEXT
+        rows = max(1, min(rows, PAGE_BYTES // per_record))
         kinds: dict[tuple[str, str], pa.DataType] = {}
         for page in self._pages(collection, rows, ["metadatas"]):
             for column in columnar.metadata_columns(page["metadatas"]):
