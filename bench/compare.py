@@ -66,6 +66,7 @@ RESULTS = BENCH / "results" / "compare.json"
 SERVERS = ("ours", "chroma")
 K = 10
 FILTER_CATEGORY = 3
+FILTER_BAND = 9  # the top decile along a fixed direction: a filter correlated with the vectors
 RANGE_WIDTH = 0.01
 RANGE_LIMIT = 100
 WARMUP = 10
@@ -83,6 +84,8 @@ METRICS: list[tuple[str, str, str, bool]] = [
     ("index_build_s", "index build", "s", False),
     ("ingest_indexed_rps", "ingest + index build", "rec/s", True),
     ("disk_mb", "data dir size", "MB", False),
+    ("fresh_p50_ms", "query p50 after ingest", "ms", False),
+    ("fresh_recall_at_10", "recall after ingest", "", True),
     ("ready_s", "start → heartbeat", "s", False),
     ("cold_start_s", "start → 1st query", "s", False),
     ("query_p50_ms", "query p50", "ms", False),
@@ -91,10 +94,14 @@ METRICS: list[tuple[str, str, str, bool]] = [
     ("filtered_p50_ms", "filtered query p50", "ms", False),
     ("filtered_p99_ms", "filtered query p99", "ms", False),
     ("filtered_recall_at_10", "filtered recall@10", "", True),
+    ("banded_p50_ms", "correlated filter p50", "ms", False),
+    ("banded_p99_ms", "correlated filter p99", "ms", False),
+    ("banded_recall_at_10", "correlated recall@10", "", True),
     ("get_range_p50_ms", "range get p50", "ms", False),
     ("get_range_p99_ms", "range get p99", "ms", False),
     ("get_range_correct", "range get correct", "", True),
     ("throughput_qps", "N-client query", "q/s", True),
+    ("rss_mb", "server RSS at end", "MB", False),
 ]
 
 
@@ -112,6 +119,8 @@ class Workload:
     category: np.ndarray  # int64 (n,)
     score: np.ndarray  # float64 (n,)
     filtered_truth: np.ndarray  # int64 (q, K), rows with category == FILTER_CATEGORY
+    band: np.ndarray  # int64 (n,): decile of the projection on a fixed direction
+    banded_truth: np.ndarray  # int64 (q, K), rows with band == FILTER_BAND
     ranges: np.ndarray  # float64 (q,), lower bounds of the score ranges
     range_expected: np.ndarray  # int64 (q,), rows in each range
 
@@ -123,6 +132,7 @@ class Workload:
         return [
             {
                 "category": int(self.category[i]),
+                "band": int(self.band[i]),
                 "score": float(self.score[i]),
                 "tag": f"t{i % 100:02d}",
             }
@@ -135,11 +145,9 @@ def build_workload(ds_module: ModuleType, name: str, rows: int, num_queries: int
     rng = np.random.default_rng([20260, rows])
     category = rng.integers(0, 10, size=rows)
     score = rng.random(rows)
-    mask = np.flatnonzero(category == FILTER_CATEGORY)
-    sims = ds.queries @ ds.vectors[mask].T
-    kk = min(K, len(mask))
-    top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
-    filtered_truth = mask[top]
+    direction = np.random.default_rng([20262, rows]).standard_normal(ds.vectors.shape[1])
+    projection = ds.vectors @ direction
+    band = np.searchsorted(np.quantile(projection, np.linspace(0.1, 0.9, 9)), projection)
     ranges = np.random.default_rng([20261, rows]).uniform(0.0, 1.0 - RANGE_WIDTH, num_queries)
     ordered = np.sort(score)
     lo = np.searchsorted(ordered, ranges, side="left")
@@ -151,10 +159,20 @@ def build_workload(ds_module: ModuleType, name: str, rows: int, num_queries: int
         truth=ds.truth,
         category=category,
         score=score,
-        filtered_truth=filtered_truth,
+        filtered_truth=_filtered_truth(ds, category == FILTER_CATEGORY),
+        band=band.astype(np.int64),
+        banded_truth=_filtered_truth(ds, band == FILTER_BAND),
         ranges=ranges,
         range_expected=(hi - lo).astype(np.int64),
     )
+
+
+def _filtered_truth(ds: Any, selected: np.ndarray) -> np.ndarray:
+    """Exact top-K (cosine) among the selected rows, per query."""
+    rows = np.flatnonzero(selected)
+    sims = ds.queries @ ds.vectors[rows].T
+    top = np.argsort(-sims, axis=1, kind="stable")[:, : min(K, len(rows))]
+    return rows[top]
 
 
 def recall(found: list[list[str]], truth: np.ndarray) -> float:
@@ -217,6 +235,15 @@ class Server:
                 env=self.env,
                 start_new_session=True,  # its own process group, so stop() reaches children
             )
+
+    def rss_mb(self) -> float | None:
+        """Resident memory of the server's process group (it and any children), in MB."""
+        if self.proc is None:
+            return None
+        ps = subprocess.run(
+            ["ps", "-o", "rss=", "-g", str(self.proc.pid)], capture_output=True, text=True
+        )
+        return sum(int(kb) for kb in ps.stdout.split()) / 1024
 
     @property
     def base(self) -> str:
@@ -306,9 +333,12 @@ def ingest(collection: Collection, wl: Workload, batch: int) -> dict[str, float]
 
 
 def timed_queries(
-    collection: Collection, queries: np.ndarray, where: dict[str, Any] | None
+    collection: Collection,
+    queries: np.ndarray,
+    where: dict[str, Any] | None,
+    warmup: int = WARMUP,
 ) -> tuple[list[float], list[list[str]]]:
-    for q in queries[:WARMUP]:
+    for q in queries[:warmup]:
         collection.query(query_embeddings=[q], n_results=K, where=where, include=INCLUDE_QUERY)
     latencies, found = [], []
     for q in queries:
@@ -442,6 +472,10 @@ def run_server(
             count = collection.count()
             if count != wl.rows:
                 raise RuntimeError(f"count after ingest is {count}, expected {wl.rows}")
+            # queries at once, while (ours) the background maintainer indexes
+            latencies, found = timed_queries(collection, wl.queries, None, warmup=0)
+            out.update(ms_percentiles(latencies, "fresh"))
+            out["fresh_recall_at_10"] = recall(found, wl.truth)
         # 2. index build (ours only; Chroma builds its HNSW graph during ingest)
         if kind == "ours":
             print(f"  [{kind}] maintain", flush=True)
@@ -457,7 +491,10 @@ def run_server(
             count = collection.count()
             if count != wl.rows:
                 raise RuntimeError(f"count after restart is {count}, expected {wl.rows}")
-            print(f"  [{kind}] queries", flush=True)
+            print(f"  [{kind}] warm-up {args.warmup:.0f} s, queries", flush=True)
+            deadline = time.perf_counter() + args.warmup
+            while time.perf_counter() < deadline:
+                timed_queries(collection, wl.queries[:WARMUP], None, warmup=0)
             latencies, found = timed_queries(collection, wl.queries, None)
             out.update(ms_percentiles(latencies, "query"))
             out["recall_at_10"] = recall(found, wl.truth)
@@ -465,9 +502,13 @@ def run_server(
             latencies, found = timed_queries(collection, wl.queries, where)
             out.update(ms_percentiles(latencies, "filtered"))
             out["filtered_recall_at_10"] = recall(found, wl.filtered_truth)
+            latencies, found = timed_queries(collection, wl.queries, {"band": FILTER_BAND})
+            out.update(ms_percentiles(latencies, "banded"))
+            out["banded_recall_at_10"] = recall(found, wl.banded_truth)
             out.update(range_gets(collection, wl))
             print(f"  [{kind}] {args.threads} clients for {args.duration:.0f} s", flush=True)
             out.update(throughput(server, name, wl.queries, args.threads, args.duration))
+            out["rss_mb"] = server.rss_mb()
     except Exception as exc:
         traceback.print_exc()
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -598,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default="ours,chroma", help="comma-separated subset")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of N-client load")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="seconds of queries after restart, untimed"
+    )
     parser.add_argument("--batch", type=int, default=1000, help="records per client add")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, help="parent of the temp data dirs")

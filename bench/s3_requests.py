@@ -16,6 +16,8 @@ each phase to the middleware (``GET /__bench__/phase/<name>``, not counted):
 - ``open``: ``LanceRecordStore(uri, storage_options)``;
 - ``cold_query``: the first query (n_results=10, metadatas and distances): opens the table,
   lists its indexes, searches;
+- ``load``: queries until the store's memory tier holds the table (read in the background
+  from the second query on), i.e. the one-time cost of a warm container;
 - ``warm_query``: ``--warm`` more queries on the same store (different query vectors);
 - ``first_filtered`` / ``warm_filtered``: queries with ``where={"category": 3}``;
 - ``first_get`` / ``warm_get``: ``get`` with a 1% ``score`` range, ``limit=100``.
@@ -277,6 +279,9 @@ def build_table(
 # ---------------------------------------------------------------------------- child
 
 
+LOAD_TIMEOUT_S = 300.0
+
+
 def child(args: argparse.Namespace) -> int:
     """The fresh process: imports, opens, queries; phases announced to the counting proxy."""
     t0 = time.perf_counter()
@@ -305,6 +310,16 @@ def child(args: argparse.Namespace) -> int:
     )
     t_first = time.perf_counter()
     print(json.dumps({"first_answer": True}), flush=True)  # the parent's clock stops here
+    # A large table is read into memory in the background from its second query on; this
+    # phase is that one-time read (plus the engine answering meanwhile), until it is held.
+    phase("load")
+    t_load = time.perf_counter()
+    while not held_in_memory(store, collection.id):
+        store.query(collection, QueryRequest(embeddings=queries[:1], n_results=K, include=include))
+        time.sleep(0.05)
+        if time.perf_counter() - t_load > LOAD_TIMEOUT_S:
+            break
+    t_loaded = time.perf_counter()
     phase("warm_query")
     warm = queries[1 : 1 + args.warm]
     latencies: dict[str, list[float]] = defaultdict(list)
@@ -345,6 +360,8 @@ def child(args: argparse.Namespace) -> int:
         "imports_s": t_import - t0,
         "open_s": t_open - t_import,
         "cold_query_s": t_first - t_open,
+        "load_s": t_loaded - t_load,
+        "held_in_memory": held_in_memory(store, collection.id),
         "first_ids": first.ids[0],
         "latency_ms": {k: 1000 * float(np.median(v)) for k, v in latencies.items()},
     }
@@ -353,6 +370,13 @@ def child(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parent
+
+
+def held_in_memory(store: Any, collection_id: str) -> bool:
+    """Whether the store's memory tier holds the table's current version (a private look: the
+    benchmark reports what the tier does, which the store's API deliberately hides)."""
+    table = store._open(collection_id)
+    return table is not None and store._memory.at(collection_id, table.version) is not None
 
 
 def run_child(
@@ -482,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     ops = {
         "open": 1,
         "cold_query": 1,
+        "load": 1,
         "warm_query": args.warm,
         "first_filtered": 1,
         "warm_filtered": args.warm,
@@ -559,6 +584,8 @@ def report(result: dict[str, Any]) -> str:
         f"fresh process → first answer: {child_report['spawn_to_first_answer_s']:.2f} s "
         f"(imports {child_report['imports_s']:.2f} s, open {child_report['open_s']:.3f} s, "
         f"first query {child_report['cold_query_s']:.3f} s; the rest is interpreter start)",
+        f"memory tier: held after {child_report['load_s']:.1f} s of background read "
+        f"({'yes' if child_report['held_in_memory'] else 'NO'})",
     ]
     return "\n".join(lines)
 

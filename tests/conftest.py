@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -117,7 +118,9 @@ def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> LanceRecordS
     if request.param == "local":
         return LanceRecordStore(str(tmp_path / "records"))
     if request.param == "local-engine":
-        return LanceRecordStore(str(tmp_path / "records"), policy=IndexPolicy(memory_rows=0))
+        return LanceRecordStore(
+            str(tmp_path / "records"), policy=IndexPolicy(memory_rows=0, memory_mb=0)
+        )
     moto: Moto = request.getfixturevalue("moto")
     bucket: str = request.getfixturevalue("bucket")
     uri = f"s3://{bucket}/{uuid.uuid4().hex}"
@@ -279,7 +282,10 @@ def run_async(
             if client is not None:
                 SharedSystemClient._identifier_to_system.pop(cast("Any", client)._identifier)
 
-    return asyncio.run(main())
+    # On a thread of its own: asyncio.run here would replace, and leave unclosed, the event loop
+    # Mangum keeps on this thread once a Lambda handler has run in the process.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, main()).result()
 
 
 def close_chroma_clients() -> None:

@@ -165,7 +165,8 @@ CASES = [
         body={"new_metadata": {"v": 1}},
     ),
     Case("delete collection", "DELETE", f"{ACME}/collections/{{tag}}", WRITERS, setup="collection"),
-    Case("fork", "POST", f"{ACME}/collections/{{acme}}/fork", WRITERS, 501, body={"new_name": "x"}),
+    Case("fork", "POST", f"{ACME}/collections/{{acme}}/fork", WRITERS, body={"new_name": "{tag}"}),
+    Case("fork count", "GET", f"{ACME}/collections/{{acme}}/fork_count", READERS),
     Case("indexing status", "GET", f"{ACME}/collections/{{acme}}/indexing_status", READERS),
     Case("list versions", "GET", f"{ACME}/collections/{{acme}}/versions", ADMIN),
     # In place to the latest version: the records stay as they are for the other cases.
@@ -249,8 +250,8 @@ def test_route_access(
             )
         path = case.path.format(acme=acme_collection["id"], name=acme_collection["name"], tag=tag)
         body = case.body
-        if isinstance(body, dict) and "name" in body:
-            body = {"name": body["name"].format(tag=tag)}
+        if isinstance(body, dict):
+            body = {k: v.format(tag=tag) if isinstance(v, str) else v for k, v in body.items()}
         response = http.request(case.method, path, json=body, headers=auth.headers(caller))
 
     status, error = expected(case, caller)

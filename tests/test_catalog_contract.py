@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -339,3 +340,112 @@ def test_all_collections_spans_tenants_and_databases(catalog: Catalog) -> None:
         new_collection("two", tenant="acme", database="main"), False
     )
     assert {c.id for c in catalog.all_collections()} == {first.id, second.id}
+
+
+# ------------------------------------------------------------------ fork lineage
+
+
+def fork_of(catalog: Catalog, source: Collection, name: str) -> Collection:
+    fork = dataclasses.replace(source, id=str(uuid.uuid4()), name=name)
+    return catalog.fork_collection(fork, source.id)
+
+
+def test_a_fork_is_a_collection_recorded_under_its_source(catalog: Catalog) -> None:
+    source, _ = catalog.create_collection(new_collection("source", metadata={"k": 1}), False)
+    assert catalog.lineage(source.id) is None
+
+    fork = fork_of(catalog, source, "fork")
+
+    assert catalog.get_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "fork") == fork
+    assert fork.metadata == {"k": 1}
+    lineage = catalog.lineage(fork.id)
+    assert lineage == catalog.lineage(source.id)
+    assert lineage is not None
+    assert (lineage.root, dict(lineage.parents), lineage.fork_count) == (
+        source.id,
+        {fork.id: source.id},
+        1,
+    )
+    assert lineage.live == {source.id, fork.id}
+
+
+def test_forks_of_forks_share_the_root_lineage(catalog: Catalog) -> None:
+    root, _ = catalog.create_collection(new_collection("root"), False)
+    first = fork_of(catalog, root, "first")
+    second = fork_of(catalog, root, "second")
+    grandchild = fork_of(catalog, first, "grandchild")
+
+    for member in (root, first, second, grandchild):
+        lineage = catalog.lineage(member.id)
+        assert lineage is not None
+        assert lineage.root == root.id
+        assert lineage.fork_count == 3
+        assert lineage.parents[grandchild.id] == first.id
+
+
+def test_deleted_collections_stay_in_their_lineage(catalog: Catalog) -> None:
+    root, _ = catalog.create_collection(new_collection("root"), False)
+    fork = fork_of(catalog, root, "fork")
+    catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "root")
+
+    lineage = catalog.lineage(root.id)
+    assert lineage is not None
+    assert lineage == catalog.lineage(fork.id)
+    assert lineage.live == {fork.id}
+    assert lineage.held() == {root.id, fork.id}  # the fork still needs the root's files
+    assert catalog.lineages() == [lineage]
+
+    catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "fork")
+    lineage = catalog.lineage(fork.id)
+    assert lineage is not None
+    assert (lineage.fork_count, lineage.live, lineage.held()) == (1, frozenset(), frozenset())
+
+    catalog.forget_lineage(root.id)
+    assert catalog.lineage(root.id) is None
+    assert catalog.lineage(fork.id) is None
+    assert catalog.lineages() == []
+
+
+def test_a_fork_name_is_unique_in_its_database(catalog: Catalog) -> None:
+    source, _ = catalog.create_collection(new_collection("source"), False)
+    catalog.create_collection(new_collection("taken"), False)
+    with pytest.raises(UniqueConstraintError, match=r"Collection \[taken\] already exists"):
+        fork_of(catalog, source, "taken")
+    assert catalog.lineage(source.id) is None
+
+
+def test_a_deleted_source_cannot_be_forked(catalog: Catalog) -> None:
+    source, _ = catalog.create_collection(new_collection("source"), False)
+    catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "source")
+    with pytest.raises(NotFoundError):
+        fork_of(catalog, source, "late")
+    with pytest.raises(NotFoundError):
+        catalog.get_collection(DEFAULT_TENANT, DEFAULT_DATABASE, "late")
+    assert catalog.lineage(source.id) is None
+
+
+def test_reset_forgets_every_lineage(catalog: Catalog) -> None:
+    source, _ = catalog.create_collection(new_collection("source"), False)
+    fork_of(catalog, source, "fork")
+    catalog.reset()
+    assert catalog.lineages() == []
+
+
+def test_a_fork_racing_its_source_deletion_fails_or_holds_the_source(catalog: Catalog) -> None:
+    def fork(source: Collection) -> bool:
+        try:
+            fork_of(catalog, source, f"fork-of-{source.name}")
+        except NotFoundError:
+            return False
+        return True
+
+    for attempt in range(4):
+        source, _ = catalog.create_collection(new_collection(f"source-{attempt}"), False)
+        with ThreadPoolExecutor(2) as pool:
+            forked = pool.submit(fork, source)
+            catalog.delete_collection(DEFAULT_TENANT, DEFAULT_DATABASE, source.name)
+        lineage = catalog.lineage(source.id)
+        if forked.result():
+            assert lineage is not None and source.id in lineage.held()
+        else:
+            assert lineage is None

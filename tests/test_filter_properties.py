@@ -56,7 +56,7 @@ def store(
     """One store per read path for the module; every example writes its own collection (a new
     table). Small tables are read from memory snapshots unless ``memory_rows`` is 0, when every
     filter goes to the engine as SQL: both paths must agree with the oracle."""
-    policy = IndexPolicy(memory_rows=0 if request.param == "engine" else 10_000)
+    policy = IndexPolicy(memory_rows=0, memory_mb=0) if request.param == "engine" else IndexPolicy()
     return LanceRecordStore(str(tmp_path_factory.mktemp("filter-properties")), policy=policy)
 
 

@@ -402,7 +402,7 @@ def test_unparseable_json_and_wrong_shapes(api: TestClient) -> None:
     assert_error(response, 422, "ChromaError", "Failed to deserialize the JSON body")
 
 
-@pytest.mark.parametrize("op", ["fork", "search"])
+@pytest.mark.parametrize("op", ["search"])
 def test_unsupported_operations_are_501(api: TestClient, op: str) -> None:
     collection = create(api)
     assert_error(records(api, collection, op), 501, "ChromaError")

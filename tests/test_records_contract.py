@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -310,3 +311,46 @@ def test_reopened_tables_never_see_another_tables_schema(record_store: LanceReco
             c, QueryRequest(np.ones((1, 3), np.float32), 2, include=("metadatas",))
         )
         assert sorted(m[key] for m in result.metadatas[0]) == [-1, round_]  # type: ignore[index]
+
+
+# ------------------------------------------------------------------ forks
+
+
+@pytest.mark.filterwarnings(r"ignore:optimize\(cleanup_older_than=0\):UserWarning")
+def test_a_fork_keeps_its_version_through_the_source_cleanup_until_unpinned(
+    record_store: LanceRecordStore,
+) -> None:
+    # GIVEN a source of three fragments and a fork of it (every read from storage)
+    record_store.policy = dataclasses.replace(
+        record_store.policy, retention_seconds=0, fragment_target=1, memory_rows=0
+    )
+    source = collection()
+    for n in range(3):
+        record_store.add(
+            source, batch([f"s{n}-{i}" for i in range(4)], seed=n, documents=["d"] * 4)
+        )
+    fork = dataclasses.replace(source, id=str(uuid.uuid4()))
+    assert record_store.fork(source.id, fork.id) == 3
+    at_fork = everything(record_store, fork)
+    assert at_fork == everything(record_store, source)
+
+    # WHEN the source changes, compacts and removes every older version
+    record_store.delete(source, DeleteRequest(filter=Filter(ids=["s0-0"])))
+    record_store.upsert(source, batch(["s1-1"], seed=9, documents=["changed"]))
+    assert record_store.maintain(source).get("pinned")
+
+    # THEN the fork still reads its version
+    assert everything(record_store, fork) == at_fork
+    assert record_store.count(source) == 11
+
+    # ... and once the fork lets go, the source cleans up as usual
+    record_store.drop(fork.id)
+    record_store.unpin(source.id, fork.id)
+    record_store.add(source, batch(["late"], seed=4))
+    assert "pinned" not in record_store.maintain(source)
+
+
+def test_a_fork_of_a_collection_without_records_has_none(record_store: LanceRecordStore) -> None:
+    fork_id = str(uuid.uuid4())
+    assert record_store.fork(str(uuid.uuid4()), fork_id) is None
+    assert fork_id not in record_store.collection_ids()

@@ -277,7 +277,8 @@ def route_requests(
         # Not implemented by the app yet: a Chroma-style 501, from the data function.
         "Search": ("POST", f"{col}/search", {"searches": [{"limit": {"limit": 1}}]}, 501),
         "IndexingStatus": ("GET", f"{col}/indexing_status", None, 200),
-        "ForkCollection": ("POST", f"{col}/fork", {"new_name": "forked"}, 501),  # ditto
+        "ForkCollection": ("POST", f"{col}/fork", {"new_name": "forked"}, 200),
+        "ForkCount": ("GET", f"{col}/fork_count", None, 200),
         "Delete": ("POST", f"{col}/delete", {"ids": ["r2"]}, 200),
         "Unknown": ("GET", "/api/v2/no-such-route", None, 404),
         "Reset": ("POST", "/api/v2/reset", None, 403),  # AllowReset defaults to false

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,9 @@ def test_bodies_over_the_limit_are_413_chroma_errors(service: Service, tmp_path:
 
 
 def test_snapshot_memory_is_sized_from_the_lambda_function_memory() -> None:
-    assert Settings.from_env({}).index.memory_mb == 256
+    machine_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    assert Settings.from_env({}).index.memory_mb == max(256, min(machine_mb // 4, 8192))
     on_lambda = Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"})
-    assert on_lambda.index.memory_mb == 376
+    assert on_lambda.index.memory_mb == 752
     chosen = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008", "CHROMA_SERVERLESS_INDEX_MEMORY_MB": "50"}
     assert Settings.from_env(chosen).index.memory_mb == 50

@@ -4,6 +4,7 @@ writes and reads: the same random workload runs on a store with snapshots and on
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,22 @@ if TYPE_CHECKING:
 
 DIMENSION = 4
 INCLUDE_ALL = ("embeddings", "documents", "uris", "metadatas")
+ENGINE_ONLY = IndexPolicy(memory_rows=0, memory_mb=0)
+PARTITIONED = IndexPolicy(memory_rows=5, threshold=8, memory_probe_percent=100)
+
+
+def loaded(store: LanceRecordStore, target: Collection, timeout: float = 10.0) -> Snapshot:
+    """The snapshot of the table's current version, once the background read has built it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        store.query(target, QueryRequest(np.zeros((1, DIMENSION), np.float32), n_results=1))
+        table = store._open(target.id)
+        assert table is not None
+        snapshot = store._memory.at(target.id, table.version)
+        if snapshot is not None:
+            return snapshot
+        assert time.monotonic() < deadline, "the table was never read into memory"
+        time.sleep(0.02)
 
 
 def random_batch(rng: np.random.Generator, ids: list[str], full: bool) -> RecordBatch:
@@ -65,7 +82,10 @@ def test_memory_reads_agree_with_the_engine_through_interleaved_writes(
     tmp_path: Path, seed: int
 ) -> None:
     memory = LanceRecordStore(str(tmp_path / "memory"))
-    engine = LanceRecordStore(str(tmp_path / "engine"), policy=IndexPolicy(memory_rows=0))
+    engine = LanceRecordStore(str(tmp_path / "engine"), policy=ENGINE_ONLY)
+    # Past ``memory_rows`` a table is read in the background and partitioned (an IVF) once it
+    # has ``threshold`` rows; probing every partition must then give the exact answer.
+    partitioned = LanceRecordStore(str(tmp_path / "partitioned"), policy=PARTITIONED)
     target = collection(DIMENSION)
     rng_data = np.random.default_rng(seed)
     for step in range(40):
@@ -74,7 +94,7 @@ def test_memory_reads_agree_with_the_engine_through_interleaved_writes(
             f"r{i}" for i in rng_data.choice(30, size=int(rng_data.integers(1, 6)), replace=False)
         ]
         batch = random_batch(rng_data, ids, full=op != "update")
-        for store in (memory, engine):
+        for store in (memory, engine, partitioned):
             if op == "add":
                 store.add(target, batch)
             elif op == "upsert":
@@ -86,9 +106,11 @@ def test_memory_reads_agree_with_the_engine_through_interleaved_writes(
             elif op == "delete_where":
                 store.delete(target, DeleteRequest(Filter(where={"tag": "x"}), limit=1))
         seed_reads = int(rng_data.integers(1 << 30))
-        assert read_all(memory, target, np.random.default_rng(seed_reads)) == read_all(
-            engine, target, np.random.default_rng(seed_reads)
-        ), f"step {step} ({op})"
+        expected = read_all(engine, target, np.random.default_rng(seed_reads))
+        assert read_all(memory, target, np.random.default_rng(seed_reads)) == expected, step
+        if step % 3 == 0:  # sometimes before the background read is done: the engine answers
+            loaded(partitioned, target)
+        assert read_all(partitioned, target, np.random.default_rng(seed_reads)) == expected, step
 
 
 def test_writes_carry_the_snapshot_forward_instead_of_rereading(tmp_path: Path) -> None:
@@ -110,9 +132,10 @@ def test_writes_carry_the_snapshot_forward_instead_of_rereading(tmp_path: Path) 
         write()
         table = store._open(target.id)
         assert table is not None
-        snapshot = store._memory.get(target.id, table.version)
+        snapshot = store._memory.at(target.id, table.version)
         assert snapshot is not None, "the snapshot followed the write"
-    assert snapshot.data.column("id").to_pylist() == ["a", "c", "d"]
+    everything = np.ones(snapshot.data.num_rows, dtype=np.bool_)
+    assert snapshot.rows(everything, 0, None, ["id"]).column("id").to_pylist() == ["a", "c", "d"]
     assert store.get(target, GetRequest()).metadatas == [{"k": 3}, {"k": 4}, {"k": 3}]
 
 
@@ -121,7 +144,7 @@ def test_the_cache_keeps_within_its_byte_budget() -> None:
 
     def snapshot(rows: int) -> Snapshot:
         vectors = np.zeros((rows, DIMENSION), dtype=np.float32)
-        return Snapshot(
+        return Snapshot.read(
             1,
             pa.table(
                 {
@@ -143,3 +166,80 @@ def test_the_cache_keeps_within_its_byte_budget() -> None:
     assert cache.get("c", 2) is None  # another version is a miss
     cache.put("huge", snapshot(1000))  # larger than the whole budget: not kept
     assert cache.get("huge", 1) is None and cache.get("c", 1) is not None
+
+
+def clustered(rng: np.random.Generator, rows: int, dimension: int) -> np.ndarray:
+    centres = rng.normal(size=(rows // 50, dimension))
+    return (
+        centres[rng.integers(len(centres), size=rows)] + rng.normal(size=(rows, dimension)) * 0.3
+    ).astype(np.float32)
+
+
+@pytest.mark.parametrize("space", ["l2", "cosine", "ip"])
+def test_a_partitioned_snapshot_finds_the_nearest_rows(space: str) -> None:
+    """Probing a share of the partitions finds (nearly) what an exact scan finds, with or
+    without a filter, whether the filter follows the partitions or cuts across them."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(7)
+    rows, dimension = 20_000, 32
+    vectors = clustered(rng, rows, dimension)
+    data = pa.table(
+        {
+            "id": [f"r{i}" for i in range(rows)],
+            "seq": np.arange(rows),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dimension),
+        }
+    )
+    snapshot = Snapshot.read(1, data, partitions=140, space=space)  # type: ignore[arg-type]
+    exact = Snapshot.read(1, data)
+    queries = clustered(np.random.default_rng(8), 50, dimension)
+    positions = np.array([int(i[1:]) for i in snapshot.data.column("id").to_pylist()])
+    exact_positions = np.arange(rows)
+    uncorrelated = positions % 10 == 3
+    correlated = vectors[positions] @ queries[0] > np.quantile(vectors @ queries[0], 0.9)
+    for name, mask in (
+        ("none", np.ones(rows, bool)),
+        ("uncorrelated", uncorrelated),
+        ("correlated", correlated),
+    ):
+        exact_mask = np.zeros(rows, bool)
+        exact_mask[positions[mask]] = True
+        hits = 0
+        for query in queries:
+            found = snapshot.nearest(query, 10, mask, space, ["id"], probes=28)  # type: ignore[arg-type]
+            truth = exact.nearest(query, 10, exact_mask, space, ["id"])  # type: ignore[arg-type]
+            hits += len(set(found.column("id").to_pylist()) & set(truth.column("id").to_pylist()))
+            assert all(
+                int(i[1:]) in set(exact_positions[exact_mask])
+                for i in found.column("id").to_pylist()
+            )
+        assert hits / (10 * len(queries)) >= 0.95, name
+
+
+def test_a_partitioned_snapshot_follows_writes(tmp_path: Path) -> None:
+    """Rows written after the read are found, replaced and deleted rows are not, and reads keep
+    insertion order."""
+    store = LanceRecordStore(str(tmp_path), policy=IndexPolicy(memory_rows=10, threshold=50))
+    target = collection(DIMENSION)
+    rng = np.random.default_rng(3)
+    ids = [f"r{i}" for i in range(200)]
+    store.add(
+        target,
+        RecordBatch(ids=ids, embeddings=rng.normal(size=(200, DIMENSION)).astype(np.float32)),
+    )
+    snapshot = loaded(store, target)
+    assert snapshot.index is not None
+    far = np.full((1, DIMENSION), 100.0, np.float32)
+    store.add(target, RecordBatch(ids=["new"], embeddings=far))
+    store.upsert(target, RecordBatch(ids=["r5"], embeddings=far * 0.99))
+    store.delete(target, DeleteRequest(Filter(ids=["r7"])))
+    table = store._open(target.id)
+    assert table is not None
+    advanced = store._memory.at(target.id, table.version)
+    assert advanced is not None and advanced.index is snapshot.index, "no re-read"
+    found = store.query(target, QueryRequest(far, n_results=2))
+    assert found.ids == [["new", "r5"]]
+    listed = store.get(target, GetRequest()).ids
+    assert listed == [i for i in ids if i != "r7"] + ["new"]
+    assert "r7" not in store.query(target, QueryRequest(far, n_results=200)).ids[0]

@@ -3,11 +3,13 @@ whose plane serves it, and a real API Gateway event for it reaches that function
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from fastapi.routing import APIRoute
@@ -127,6 +129,7 @@ BODIES: dict[str, Any] = {
     "CreateDatabase": {"name": "d-{uuid}"},
     "CreateCollection": {"name": "c-{uuid}"},
     "ModifyCollection": {"new_metadata": {"edited": True}},
+    "ForkCollection": {"new_name": "fork-{uuid}"},
     "Add": {"ids": ["new"], "embeddings": [[0.0, 1.0]]},
     "Upsert": {"ids": ["r1"], "embeddings": [[0.5, 0.5]]},
     "Update": {"ids": ["r1"], "metadatas": [{"k": 2}]},
@@ -135,7 +138,7 @@ BODIES: dict[str, Any] = {
     "Delete": {"ids": ["r1"]},
     "RestoreCollection": {"to": "2100-01-01T00:00:00"},
 }
-STATUS = {"Add": 201, "ForkCollection": 501, "Search": 501, "V1": 410, "Unknown": 404}
+STATUS = {"Add": 201, "Search": 501, "V1": 410, "Unknown": 404}
 
 
 @pytest.mark.parametrize(
@@ -192,3 +195,167 @@ def test_the_stack_requires_a_token(handlers: dict[str, ModuleType]) -> None:
         assert json.loads(response["body"])["error"] == "AuthorizationError"
     heartbeat = load_event("rest", "GET", "/api/v2/heartbeat")
     assert handlers["ControlFunction"].handler(heartbeat, FakeLambdaContext())["statusCode"] == 200
+
+
+# ------------------------------------------------------------------ alarms and dashboard
+
+ALARM_TOPIC = ["HasAlarmTopic", ["AlarmTopicArn"], "AWS::NoValue"]
+# The AWS metrics the alarms may watch, and the template resource each dimension names.
+AWS_METRICS = {
+    ("AWS/ApiGateway", "5XXError"): {"ApiName": "AWS::StackName", "Stage": "Stage"},
+    ("AWS/Lambda", "Errors"): {"FunctionName": "<function>"},
+    ("AWS/Lambda", "Throttles"): {"FunctionName": "<function>"},
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible"): {
+        "QueueName": "MaintenanceDeadLetters.QueueName"
+    },
+}
+SEARCH = re.compile(r"SEARCH\('\{(\w+),([\w,]+)\} MetricName=\"(\w+)\"")
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in load_template()["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def functions() -> set[str]:
+    return {
+        name
+        for name, resource in load_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+@pytest.fixture(scope="module")
+def emitted(tmp_path_factory: pytest.TempPathFactory, built_model: Path) -> set[tuple[str, Any]]:
+    """(metric, dimensions) of every EMF document the code really wrote, as a Lambda function
+    writes them: requests through Mangum (the first a cold start), server-side embedding, a
+    query, and a maintenance run that succeeds and one that fails."""
+    from mangum import Mangum
+
+    from chroma_serverless import observability
+    from chroma_serverless.app import build_app
+    from chroma_serverless.maintenance import maintain
+    from tests.test_observability import Output, dimensions, metric_names
+
+    settings = Settings(path=tmp_path_factory.mktemp("emitted"), log_format="json")
+    observability.configure(settings)
+    stdout = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout), pytest.MonkeyPatch.context() as patch:
+            app = build_app(settings)
+            handler = Mangum(app, lifespan="off")
+
+            def call(path: str, body: Any) -> Any:
+                event = load_event("rest", "POST", path, body)
+                reply = handler(event, cast("Any", FakeLambdaContext()))
+                assert reply["statusCode"] < 300, reply
+                return json.loads(reply["body"])
+
+            base = "/api/v2/tenants/default_tenant/databases/default_database/collections"
+            collection = call(base, {"name": "emitted"})["id"]
+            call(f"{base}/{collection}/add", {"ids": ["a"], "documents": ["server embeds"]})
+            call(f"{base}/{collection}/query", {"query_texts": ["embeds"], "n_results": 1})
+            service: Service = app.state.service
+            maintain(service, collection)
+
+            def failing(target: object, growing: bool = False) -> dict[str, Any]:
+                raise RuntimeError("disk full")
+
+            patch.setattr(service.records, "maintain", failing)
+            with pytest.raises(RuntimeError):
+                maintain(service, collection)
+    finally:
+        observability.configure(Settings())
+    return {
+        (name, frozenset(dimension_set.items()))
+        for document in Output.parse(stdout.getvalue()).documents
+        for name in metric_names(document)
+        for dimension_set in dimensions(document)
+    }
+
+
+def test_every_metric_the_code_names_is_really_emitted(emitted: set[tuple[str, Any]]) -> None:
+    from chroma_serverless.observability import METRICS
+
+    assert {name for name, _ in emitted} == set(METRICS)
+
+
+def test_each_alarm_watches_a_metric_the_code_emits(emitted: set[tuple[str, Any]]) -> None:
+    """An alarm on a metric (or dimensions) the code never writes would never fire."""
+    from chroma_serverless.observability import NAMESPACE
+
+    for name, alarm in alarms().items():
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        if alarm["Namespace"] == NAMESPACE:
+            assert (alarm["MetricName"], frozenset(dimensions.items())) in emitted, name
+            continue
+        expected = AWS_METRICS[(alarm["Namespace"], alarm["MetricName"])]
+        assert set(dimensions) == set(expected), name
+        for dimension, value in dimensions.items():
+            if expected[dimension] == "<function>":
+                assert value in functions(), name
+            else:
+                assert value == expected[dimension], name
+
+
+def test_the_alarms_cover_the_api_every_function_and_maintenance() -> None:
+    watched = {
+        (alarm["MetricName"], next(iter(d["Value"] for d in alarm["Dimensions"])))
+        for alarm in alarms().values()
+    }
+    for function in functions():
+        assert {("Errors", function), ("Throttles", function)} <= watched
+    assert ("5XXError", "AWS::StackName") in watched
+    assert ("ApproximateNumberOfMessagesVisible", "MaintenanceDeadLetters.QueueName") in watched
+    assert ("MaintenanceFailures", "chroma-serverless") in watched
+    (latency,) = [a for a in alarms().values() if a["MetricName"] == "Latency"]
+    assert latency["ExtendedStatistic"] == "p99"
+    routes = {d["Value"] for d in latency["Dimensions"] if d["Name"] == "route"}
+    assert routes == {
+        "POST /api/v2/tenants/{tenant}/databases/{database}/collections/{collection_id}/query"
+    }
+
+
+def test_every_alarm_notifies_the_optional_topic() -> None:
+    template = load_template()
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert template["Conditions"]["HasAlarmTopic"] == [["AlarmTopicArn", ""]]
+    for name, alarm in alarms().items():
+        assert alarm["AlarmActions"] == alarm["OKActions"] == ALARM_TOPIC, name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+
+
+def test_the_dashboard_shows_every_metric_and_alarm(emitted: set[tuple[str, Any]]) -> None:
+    from chroma_serverless.observability import METRICS, NAMESPACE
+
+    body = load_template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    widgets = json.loads(re.sub(r"\$\{([^}]+)\}", r"\1", body))["widgets"]
+    shown: set[str] = set()
+    for widget in widgets:
+        if widget["type"] == "alarm":
+            assert {a.removesuffix(".Arn") for a in widget["properties"]["alarms"]} == set(alarms())
+            continue
+        previous: list[Any] = []
+        for row in widget["properties"]["metrics"]:
+            if isinstance(row[0], dict):  # a SEARCH: every value of the dimensions it names
+                found = SEARCH.search(row[0]["expression"])
+                assert found, row
+                namespace, names, metric = found.groups()
+                if namespace == NAMESPACE:
+                    shown.add(metric)
+                    sets = {frozenset(k for k, _ in dims) for m, dims in emitted if m == metric}
+                    assert frozenset(names.split(",")) in sets, row
+                continue
+            if row[0] == "...":  # the metric above again, for another dimension value
+                continue
+            row = [previous[i] if value == "." else value for i, value in enumerate(row)]
+            previous = row
+            if row[0] == NAMESPACE:
+                shown.add(row[1])
+                fields = [value for value in row[2:] if isinstance(value, str)]
+                dims = dict(zip(fields[::2], fields[1::2], strict=True))
+                assert (row[1], frozenset(dims.items())) in emitted, row
+    assert shown == set(METRICS)

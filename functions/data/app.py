@@ -1,17 +1,19 @@
 """Data-plane Lambda (container image): record routes and the deletes that drop records.
 
-Settings and the app are built once per execution environment, at import (Lambda's INIT phase);
-every invocation reuses them. Lifespan is off: Mangum would otherwise run startup and shutdown on
-every invocation.
+Settings, logs/metrics/tracing and the app are set up once per execution environment, at import
+(Lambda's INIT phase); every invocation reuses them. Lifespan is off: Mangum would otherwise run
+startup and shutdown on every invocation.
 """
 
 from __future__ import annotations
 
 from mangum import Mangum
 
+from chroma_serverless import observability
 from chroma_serverless.app import build_app
 from chroma_serverless.settings import Settings
 
 settings = Settings.from_env()
+observability.configure(settings)
 app = build_app(settings, planes=("data",))
 handler = Mangum(app, lifespan="off")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -17,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chroma_serverless import __version__, collections, restore, wire
+from chroma_serverless import __version__, collections, observability, restore, wire
 from chroma_serverless.auth import ANONYMOUS, Authenticator, ensure_admin_token
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import (
@@ -31,10 +30,12 @@ from chroma_serverless.errors import (
     RouteNotFoundError,
     UnimplementedError,
 )
+from chroma_serverless.request_telemetry import RequestTelemetry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine, Sequence
 
+    from starlette.routing import BaseRoute
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from chroma_serverless.catalog import Catalog
@@ -82,12 +83,15 @@ def build_service(settings: Settings, planes: Collection[Plane] = PLANES) -> Ser
         admin_token = read_secret(settings, settings.admin_token_secret)
     if admin_token:
         ensure_admin_token(catalog, admin_token)
+    # Traced from the first invocation on (X-Ray discards subsegments made during Lambda's INIT).
+    catalog = observability.traced(catalog, "catalog")
     records = None
     if "data" in planes:
         from chroma_serverless.records import LanceRecordStore
 
-        records = LanceRecordStore(
-            settings.records_root, settings.storage_options(), settings.index
+        records = observability.traced(
+            LanceRecordStore(settings.records_root, settings.storage_options(), settings.index),
+            "records",
         )
     service = Service(catalog, records, settings)
     if records is not None and settings.maintenance == "background":
@@ -124,9 +128,11 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
     app.state.service = service
     route_class = guarded_route(Authenticator(service.catalog, service.settings.auth))
     routers = {"control": control_routers, "data": data_routers}
+    routes: list[BaseRoute] = []  # flat: FastAPI keeps included routers nested
     for plane in planes:
         for router in routers[plane](service, route_class):
             app.include_router(router)
+            routes.extend(router.routes)
     install_error_handlers(app)
     if service.settings.cors_origins:
         app.add_middleware(
@@ -137,6 +143,7 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
             expose_headers=["chroma-trace-id"],
         )
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(RequestTelemetry, routes=routes)  # the outermost: sees every request
     return app
 
 
@@ -181,7 +188,7 @@ def error_response(error: ChromaError) -> JSON:
     return JSON(
         {"error": error.name, "message": error.message},
         status_code=error.status_code,
-        headers={"chroma-trace-id": uuid.uuid4().hex},
+        headers={"chroma-trace-id": observability.trace_id()},
     )
 
 
@@ -271,6 +278,7 @@ ROUTE_ACTIONS = {
     "modify_collection": "collection:update_collection",
     "delete_collection": "collection:delete_collection",
     "fork_collection": "collection:fork_collection",
+    "fork_count": "collection:count_forks",
     "add": "collection:add",
     "update": "collection:update",
     "upsert": "collection:upsert",
@@ -435,11 +443,15 @@ def collection_router(service: Service, route_class: type[APIRoute]) -> APIRoute
         )
         return JSON({})
 
+    @router.get(COLLECTION + "/fork_count")
+    def fork_count(tenant: str, database: str, collection_id: str) -> JSON:
+        return JSON({"count": service.fork_count(tenant, database, collection_id)})
+
     return router
 
 
 def lifecycle_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
-    """Data-plane routes outside the record API: the ones that drop or inspect records."""
+    """Data-plane routes outside the record API: the ones that drop, fork or inspect records."""
     router = APIRouter(tags=["lifecycle"], route_class=route_class)
 
     @router.post(API + "/reset")
@@ -457,9 +469,11 @@ def lifecycle_router(service: Service, route_class: type[APIRoute]) -> APIRouter
         return JSON({})
 
     @router.post(COLLECTION + "/fork")
-    def fork_collection(tenant: str, database: str, collection_id: str) -> JSON:
-        service.collection(tenant, database, collection_id)
-        raise UnimplementedError("Collection forking is not supported by this server")
+    def fork_collection(
+        tenant: str, database: str, collection_id: str, body: wire.ForkCollection
+    ) -> JSON:
+        fork = service.fork_collection(tenant, database, collection_id, body.new_name)
+        return JSON(collections.to_json(fork))
 
     @router.get(COLLECTION + "/versions")
     def list_versions(tenant: str, database: str, collection_id: str) -> JSON:

@@ -47,6 +47,7 @@ READ = frozenset(
         "db:list_collections",
         "db:count_collections",
         "collection:get_collection",
+        "collection:count_forks",
         "collection:get",
         "collection:query",
         "collection:count",

@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run the AWS deployment's storage (DynamoDB catalog, LanceDB on S3) on an "
         "in-process moto server, with Lambda's request limits; data lasts as long as the process",
     )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default): readable lines on stderr; json: Powertools JSON lines and "
+        "CloudWatch EMF metrics on stdout, as the Lambda functions write them",
+    )
     tokens = commands.add_parser(
         "tokens",
         help="manage API tokens in the catalog (embedded: --path; AWS: CHROMA_SERVERLESS_MODE=aws "
@@ -99,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_maintenance(settings, args.collection)
     if args.command in ("import", "export", "restore"):
         return transfer.run(settings, args)
+    if args.log_format is not None:
+        settings = settings.replace(log_format=args.log_format)
     if args.allow_reset:
         settings = settings.replace(allow_reset=True)
     if args.auth:
@@ -113,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
 def run_maintenance(settings: Settings, collection_id: str | None) -> int:
     import json
 
+    from chroma_serverless import observability
     from chroma_serverless.app import build_service
     from chroma_serverless.maintenance import maintain, maintain_all
 
+    observability.configure(settings)
     service = build_service(settings.replace(maintenance="off"))
     reports = [maintain(service, collection_id)] if collection_id else maintain_all(service)
     for report in reports:
@@ -234,8 +244,10 @@ def start_aws_local(settings: Settings) -> Settings:
 def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
+    from chroma_serverless import observability
     from chroma_serverless.app import build_app
 
+    observability.configure(settings)
     app = build_app(settings)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -7,11 +7,13 @@ maintenance function (plus a schedule, for anything missed) runs :func:`maintain
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chroma_serverless import forks, observability
 from chroma_serverless.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -35,7 +37,19 @@ def maintain(service: Service, collection_id: str, growing: bool = False) -> dic
     """Maintain one collection. One deleted before or during the work is a quiet skip: its
     records are dropped (again) after the last file this maintainer wrote, since a delete
     racing the work may have removed the table while an index build or compaction was still
-    writing into it, or the work may have failed because the delete removed its files."""
+    writing into it, or the work may have failed because the delete removed its files.
+
+    A failure is logged here, once, and raised; each run is a metric (its duration, whether
+    it failed)."""
+    with observability.maintenance_run(collection_id):
+        try:
+            return _maintain(service, collection_id, growing)
+        except Exception:
+            log.exception("maintenance of %s failed", collection_id)
+            raise
+
+
+def _maintain(service: Service, collection_id: str, growing: bool) -> dict[str, Any]:
     try:
         collection = service.catalog.get_collection_by_id(collection_id)
     except NotFoundError:
@@ -61,18 +75,18 @@ def _exists(service: Service, collection_id: str) -> bool:
 
 
 def _forget(service: Service, collection_id: str) -> dict[str, Any]:
-    """Drop the records of a deleted collection. Safe: a collection's catalog entry exists
-    before its first record is written and ids are never reused, so an id the catalog (read
-    consistently) does not know is never coming back."""
-    if service.records.drop(collection_id):
-        log.info("collection %s was deleted; its records are dropped", collection_id)
-        return {"collection": collection_id, "skipped": "deleted"}
-    log.warning("collection %s was deleted; some of its files remain for the sweep", collection_id)
-    return {"collection": collection_id, "skipped": "deleted", "dropped": "pending"}
+    """Drop the records of a deleted collection, unless forks still share them. Safe: a
+    collection's catalog entry exists before its first record is written and ids are never
+    reused, so an id the catalog (read consistently) does not know is never coming back."""
+    released = forks.release(service.catalog, service.records, collection_id)
+    log.info("collection %s was deleted; its records: %s", collection_id, released)
+    report = {"collection": collection_id, "skipped": "deleted"}
+    return report if released == "dropped" else {**report, "dropped": released}
 
 
 def maintain_all(service: Service) -> list[dict[str, Any]]:
-    """Maintain every collection, and drop record tables no collection owns any more.
+    """Maintain every collection, and drop record tables no collection owns any more (a
+    deleted collection's table that forks still share is owned by them).
 
     Tables are listed before the catalog: a collection's catalog entry always exists before its
     table, so a table listed first whose collection is then missing was deleted (a crash between
@@ -82,20 +96,19 @@ def maintain_all(service: Service) -> list[dict[str, Any]]:
     """
     tables = service.records.collection_ids()
     collections = service.catalog.all_collections()
-    owned = {c.id for c in collections}
+    owned = {c.id for c in collections} | forks.retained(service.catalog)
     reports = []
     for collection in collections:
         try:
             reports.append(maintain(service, collection.id))
         except Exception as exc:  # a real failure of an existing collection: the next run retries
-            log.exception("maintenance of %s failed", collection.id)
             reports.append({"collection": collection.id, "failed": type(exc).__name__})
     for orphan in sorted(set(tables) - owned):
-        dropped = service.records.drop(orphan)
-        log.info(
-            "records of deleted collection %s: %s", orphan, "dropped" if dropped else "pending"
+        released = forks.release(service.catalog, service.records, orphan)
+        log.info("records of deleted collection %s: %s", orphan, released)
+        reports.append(
+            {"collection": orphan, "dropped": "orphan" if released == "dropped" else released}
         )
-        reports.append({"collection": orphan, "dropped": "orphan" if dropped else "pending"})
     return reports
 
 
@@ -148,10 +161,9 @@ class BackgroundMaintainer:
                     self._due[collection_id] = self._last[collection_id] + self._delay
                 else:
                     del self._last[collection_id]
-            try:
+            # A failure (logged by maintain) leaves the thread alive; the next write retries.
+            with contextlib.suppress(Exception):
                 maintain(self._service, collection_id, growing)
-            except Exception:  # keep the thread alive; the next write retries
-                log.exception("maintenance of %s failed", collection_id)
 
 
 class SqsMaintainer:

@@ -1,6 +1,6 @@
 """Point-in-time restore of one collection's records: to an earlier version kept within the
 retention window, in place (itself a new version, so it can be undone the same way) or as a new
-collection with the same metadata, configuration and schema.
+collection, a fork of that version (copy-on-write, as :mod:`chroma_serverless.forks`).
 
 Only records are versioned: a collection's name, metadata and configuration live in the catalog
 and an in-place restore leaves them as they are.
@@ -8,13 +8,11 @@ and an in-place restore leaves them as they are.
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chroma_serverless import checks, collections
+from chroma_serverless import collections, forks
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError
 from chroma_serverless.types import RestorePoint
 
@@ -40,17 +38,8 @@ def restore(
         service.records.restore(collection, point.version)
         service.maintainer.touch(collection.id)
         return Restored(collection, point, points[-1].version)
-    copy = dataclasses.replace(
-        collection, id=str(uuid.uuid4()), name=checks.collection_name(new_name)
-    )
-    stored, _ = service.catalog.create_collection(copy, get_or_create=False)
-    try:
-        service.records.copy_version(collection, point.version, stored)
-    except BaseException:
-        service.delete_collection(stored.tenant, stored.database, stored.name)
-        raise
-    service.maintainer.touch(stored.id)
-    return Restored(stored, point, None)
+    fork = forks.fork(service.catalog, service.records, collection, new_name, point.version)
+    return Restored(fork, point, None)
 
 
 def point_at(collection: Collection, points: list[RestorePoint], to: str) -> RestorePoint:

@@ -16,6 +16,8 @@ from chroma_serverless import (
     collection_configuration,
     collection_schema,
     collections,
+    forks,
+    observability,
     schema_validation,
 )
 from chroma_serverless.auth import can_see_database
@@ -112,7 +114,7 @@ class Service:
 
     def delete_database(self, tenant: str, name: str) -> None:
         for collection in self.catalog.delete_database(tenant, name):
-            self._drop_records(collection.id)
+            self._release_records(collection.id)
 
     # ------------------------------------------------------------------ collections
 
@@ -183,14 +185,23 @@ class Service:
 
     def delete_collection(self, tenant: str, database: str, name: str) -> None:
         collection = self.catalog.delete_collection(tenant, database, name)
-        self._drop_records(collection.id)
+        self._release_records(collection.id)
 
-    def _drop_records(self, collection_id: str) -> None:
+    def _release_records(self, collection_id: str) -> None:
         """The delete has happened once the catalog entry is gone: the id is never served
-        again. Files a concurrent maintainer kept writing are removed by that maintainer when
-        it sees the collection gone, or by the sweep; the user's delete still succeeds."""
-        if not self.records.drop(collection_id):
-            log.warning("records of deleted collection %s remain for the sweep", collection_id)
+        again. Its records go unless forks still share them; files a concurrent maintainer kept
+        writing are removed by that maintainer when it sees the collection gone, or by the
+        sweep; the user's delete still succeeds."""
+        forks.release(self.catalog, self.records, collection_id)
+
+    def fork_collection(
+        self, tenant: str, database: str, collection_id: str, new_name: str
+    ) -> Collection:
+        source = self.collection(tenant, database, collection_id)
+        return forks.fork(self.catalog, self.records, source, new_name)
+
+    def fork_count(self, tenant: str, database: str, collection_id: str) -> int:
+        return forks.fork_count(self.catalog, self.collection(tenant, database, collection_id))
 
     def collection(self, tenant: str, database: str, collection_id: str) -> Collection:
         """The collection a record route addresses; its tenant and database must match."""
@@ -208,11 +219,13 @@ class Service:
     def add(self, collection: Collection, batch: RecordBatch) -> None:
         batch = self._embedded(collection, batch)
         self.records.add(self._fix_dimension(collection, batch), batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
         batch = self._embedded(collection, batch)
         self.records.upsert(self._fix_dimension(collection, batch), batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def update(self, collection: Collection, batch: RecordBatch) -> None:
@@ -221,10 +234,13 @@ class Service:
         if batch.embeddings is not None:
             self._check_dimension(collection, batch.embeddings.shape[1])
         self.records.update(collection, batch)
+        observability.count(observability.RECORDS_WRITTEN, len(batch.ids))
         self.maintainer.touch(collection.id)
 
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
-        return self.records.get(collection, request)
+        result = self.records.get(collection, request)
+        observability.count(observability.RECORDS_RETURNED, len(result.ids))
+        return result
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         if request.texts:
@@ -234,7 +250,10 @@ class Service:
         if len(request.embeddings) == 0:
             return QueryResult(ids=[])
         self._check_dimension(collection, request.embeddings.shape[1])
-        return self.records.query(collection, request)
+        with observability.timed(observability.QUERY_TIME):
+            result = self.records.query(collection, request)
+        observability.count(observability.RECORDS_RETURNED, sum(len(ids) for ids in result.ids))
+        return result
 
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
         deleted = self.records.delete(collection, request)
@@ -275,7 +294,8 @@ class Service:
                 "This collection has no server-side embedding function: send embeddings"
             )
         try:
-            return function(texts)
+            with observability.timed(observability.EMBEDDING_TIME), observability.segment("embed"):
+                return function(texts)
         except embedding.ModelUnavailableError as exc:
             raise InvalidArgumentError(str(exc)) from exc
 

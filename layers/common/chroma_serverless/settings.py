@@ -24,10 +24,14 @@ DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 # much for the id, document, uri and metadata.
 RECORD_OVERHEAD_BYTES = 2048
 
-# On Lambda the snapshot cache of small collections is sized from the function's memory.
-LAMBDA_MEMORY_SHARE = 8
+# The in-memory snapshots take at most this share of the Lambda function's memory, elsewhere of
+# the machine's (capped): LanceDB's caches, Arrow buffers in flight and Python need the rest.
+LAMBDA_MEMORY_SHARE = 4
+MACHINE_MEMORY_SHARE = 4
+MACHINE_MEMORY_CAP_MB = 8192
 
 Mode = Literal["embedded", "aws"]
+LogFormat = Literal["text", "json"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class Settings:
     maintenance: Literal["off", "background", "queue"] = "off"
     maintenance_queue_url: str | None = None
     index: IndexPolicy = IndexPolicy()
+    # Text on stderr, or JSON lines with CloudWatch EMF metrics on stdout (as on Lambda).
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+    tracing: bool = False  # X-Ray subsegments, on Lambda only
 
     @property
     def catalog_path(self) -> Path:
@@ -98,8 +106,18 @@ class Settings:
             raise ValueError(f"{PREFIX}MAINTENANCE must be off, background or queue")
         defaults = {f.name: f.default for f in dataclasses.fields(IndexPolicy)}
         lambda_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        if lambda_mb:  # in-memory snapshots take at most an eighth of the function's memory
+        if lambda_mb:
             defaults["memory_mb"] = max(16, int(lambda_mb) // LAMBDA_MEMORY_SHARE)
+        else:
+            share = min(_physical_memory_mb() // MACHINE_MEMORY_SHARE, MACHINE_MEMORY_CAP_MB)
+            defaults["memory_mb"] = max(IndexPolicy().memory_mb, share)
+        log_format = get("LOG_FORMAT", "text")
+        if log_format not in ("text", "json"):
+            raise ValueError(f"{PREFIX}LOG_FORMAT must be text or json, got {log_format!r}")
+        # Powertools' rule for its Tracer (in Lambda, not under sam local, not disabled), and an
+        # X-Ray daemon to send to (Lambda sets its address; emulators do not).
+        traceable = bool(env.get("LAMBDA_TASK_ROOT") and env.get("AWS_XRAY_DAEMON_ADDRESS"))
+        untraced = bool(env.get("AWS_SAM_LOCAL")) or _flag(env.get("POWERTOOLS_TRACE_DISABLED", ""))
         body_limit = get(
             "MAX_BODY_BYTES",
             str(LAMBDA_MAX_BODY_BYTES if mode == "aws" else DEFAULT_MAX_BODY_BYTES),
@@ -127,8 +145,18 @@ class Settings:
                     for f in dataclasses.fields(IndexPolicy)
                 }
             ),
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=get("LOG_LEVEL", "INFO"),
+            tracing=traceable and not untraced,
         )
 
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _physical_memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        return 0

@@ -1,81 +1,243 @@
-"""Small collections served from memory: one table version held as Arrow and numpy.
+"""Collections served from memory: one table version held as Arrow and numpy.
 
-For a table of a few thousand rows the engine's fixed cost per query (planning, a scan per
-fragment; a request per fragment on S3) dominates, and grows with every small write until
-compaction. A whole small table costs little memory, and a version never changes, so a snapshot
-read once per version answers ``get`` and ``query`` with array operations: filters through
-:mod:`chroma_serverless.masks`, exact nearest neighbours through one matrix product. Snapshots
-live in a cache bounded in bytes (least recently used out first) and are rebuilt lazily, by the
-first read after the table's version moved.
+The engine's fixed cost per query (planning, a scan per fragment; requests on S3) dominates a
+small table and grows with every small write until compaction; for a large one an in-memory
+partitioned scan is an order of magnitude faster than the engine's index. A version never
+changes, so a snapshot read once per version answers ``get`` and ``query`` with array
+operations: filters through :mod:`chroma_serverless.masks`, nearest neighbours through matrix
+products, exactly or, for a large table, over the nearest partitions of an :mod:`ivf`.
+
+Rows keep their positions for the life of a snapshot: this process's own writes advance it to
+the next version by appending the rows they wrote and marking the rows they replaced or deleted
+dead, so the partitioning stays valid and a write costs no copy of the table. Snapshots live in
+a cache bounded in bytes (least recently used out first).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from chroma_serverless import layout
+from chroma_serverless import ivf, layout
 
 if TYPE_CHECKING:
     from chroma_serverless.masks import Mask
     from chroma_serverless.types import Space, Vectors
 
+Positions = np.ndarray[Any, np.dtype[np.int64]]
+RERANK_FACTOR = 20  # a partitioned search re-ranks this many candidates per result exactly
+RERANK_MIN = 200  # ... and at least this many
+
 
 class Snapshot:
-    """One version of a table, rows in insertion order."""
+    """One version of a table: ``data`` holds every row read or written since, ``live`` says
+    which still exist. Rows read together form the first block (in partition order when there
+    is an IVF, else insertion order); each write of this process appends a block."""
 
-    def __init__(self, version: int, data: pa.Table) -> None:
+    def __init__(
+        self,
+        version: int,
+        data: pa.Table,
+        blocks: list[tuple[Vectors, Vectors]],
+        live: Mask,
+        index: ivf.Ivf | None = None,
+        ordered: bool = False,
+    ) -> None:
         self.version = version
-        self.data = data.sort_by([(layout.SEQ, "ascending"), (layout.ID, "ascending")])
-        column = self.data.column(layout.EMBEDDING).combine_chunks()
-        dimension = column.type.list_size
-        flat = column.flatten().to_numpy(zero_copy_only=False)
-        self.vectors: Vectors = np.ascontiguousarray(flat, dtype=np.float32).reshape(-1, dimension)
-        self.squares = np.einsum("ij,ij->i", self.vectors, self.vectors)
-        self.nbytes = int(self.data.nbytes + self.vectors.nbytes + self.squares.nbytes)
+        self.data = data
+        self.blocks = blocks  # (vectors, squared norms) per block, in position order
+        self.starts = np.cumsum([0] + [len(v) for v, _ in blocks]).astype(np.int64)
+        self.live = live
+        self.index = index
+        self.ordered = ordered  # positions are in insertion order
+        self.seq = data.column(layout.SEQ).to_numpy()
+        self.num_rows = int(live.sum())
+        self.nbytes = int(data.nbytes + live.nbytes + self.seq.nbytes)
+        self.nbytes += sum(s.nbytes for _, s in blocks)
+
+    @classmethod
+    def read(
+        cls, version: int, data: pa.Table, partitions: int = 0, space: Space = "l2"
+    ) -> Snapshot:
+        """A snapshot of rows read from the table; partitioned when ``partitions`` > 1."""
+        data = data.sort_by([(layout.SEQ, "ascending"), (layout.ID, "ascending")])
+        index = None
+        if partitions > 1 and data.num_rows > partitions:
+            index, order = ivf.build(_vectors(data), space, partitions)
+            data = data.take(pa.array(order, pa.int64()))
+        live = np.ones(data.num_rows, np.bool_)
+        return cls(version, data, [_block(data)], live, index, ordered=index is None)
+
+    @property
+    def churn(self) -> int:
+        """Rows written or removed since the snapshot was read."""
+        return int(self.starts[-1] - self.starts[1] + (~self.live[: self.starts[1]]).sum())
+
+    def compacted(self, partitions: int, space: Space) -> Snapshot:
+        """The same rows read afresh (one block, new partitions)."""
+        live = self.data.filter(pa.array(self.live))
+        return Snapshot.read(self.version, live, partitions, space)
+
+    # ------------------------------------------------------------------ advancing
+
+    def inserted(self, version: int, rows: pa.Table) -> Snapshot:
+        """The next version after an add: ``rows`` whose ids are new are appended."""
+        ids = self.data.column(layout.ID)
+        present = ids.filter(pa.array(self._holding(rows) & self.live))
+        new = rows.filter(pc.invert(pc.is_in(rows.column(layout.ID), value_set=present)))
+        return self._appended(version, new, self.live)
+
+    def replaced(self, version: int, rows: pa.Table) -> Snapshot:
+        """The next version after an upsert or update: ``rows`` replace those with their ids."""
+        return self._appended(version, rows, self.live & ~self._holding(rows))
+
+    def without(self, version: int, doomed: Mask) -> Snapshot:
+        """The next version after a delete of the rows ``doomed`` marks."""
+        live = self.live & ~doomed
+        return Snapshot(version, self.data, self.blocks, live, self.index, self.ordered)
+
+    def _holding(self, rows: pa.Table) -> Mask:
+        """Positions whose id is one of ``rows``'."""
+        ids = rows.column(layout.ID).combine_chunks()
+        return _mask(pc.is_in(self.data.column(layout.ID), value_set=ids))
+
+    def _appended(self, version: int, rows: pa.Table, live: Mask) -> Snapshot:
+        """``rows`` after the others. Without an IVF all rows stay one block (a copy of the
+        table: small); with one, the rows written since the read are folded into a second."""
+        if rows.num_rows == 0:
+            return Snapshot(version, self.data, self.blocks, live, self.index, self.ordered)
+        rows = _conformed(rows, self.data.schema)
+        seq = rows.column(layout.SEQ).to_numpy()
+        later = len(self.seq) == 0 or int(seq.min()) > int(self.seq.max())
+        live = np.concatenate([live, np.ones(rows.num_rows, np.bool_)])
+        if self.index is None:
+            data = pa.concat_tables([self.data, rows]).combine_chunks()
+            return Snapshot(version, data, [_block(data)], live, None, self.ordered and later)
+        first = int(self.starts[1])
+        tail = pa.concat_tables([self.data.slice(first), rows]).combine_chunks()
+        data = pa.concat_tables([self.data.slice(0, first), tail])
+        return Snapshot(version, data, [self.blocks[0], _block(tail)], live, self.index)
+
+    # ------------------------------------------------------------------ reading
 
     def rows(self, mask: Mask, offset: int, limit: int | None, columns: list[str]) -> pa.Table:
         """Matching rows in insertion order, after ``offset``, at most ``limit``."""
-        found = np.flatnonzero(mask)
+        found = self._in_order(np.flatnonzero(mask & self.live))
         found = found[offset:] if limit is None else found[offset : offset + limit]
         return self.data.select(columns).take(pa.array(found, pa.int64()))
 
     def nearest(
-        self, vector: Vectors, k: int, mask: Mask, space: Space, columns: list[str]
+        self,
+        vector: Vectors,
+        k: int,
+        mask: Mask,
+        space: Space,
+        columns: list[str],
+        probes: int | None = None,
+        exact_rows: int = 0,
     ) -> pa.Table:
         """The ``k`` matching rows nearest to ``vector``, ascending by distance (ties in
-        insertion order), with a ``_distance`` column computed as the engine does."""
-        candidates = np.flatnonzero(mask)
+        insertion order), with a ``_distance`` column computed as the engine does.
+
+        Exact over the matching rows, unless there is an IVF, ``probes`` is given and more
+        than ``exact_rows`` rows match: then the best candidates of a scan, in the reduced
+        space, of the ``probes`` nearest partitions that hold any matching row (so a filter
+        that selects a few partitions keeps its recall) are re-ranked exactly; rows written
+        since the read are always scanned.
+        """
         query = np.asarray(vector, dtype=np.float32)
+        allowed = mask & self.live
         if space == "cosine":  # no angle to a zero vector: the engine leaves such rows out
-            candidates = candidates[self.squares[candidates] > 0] if query.any() else candidates[:0]
-        # Rank with one matrix product, then compute the winners' distances directly (the
-        # expanded form of squared L2 loses precision near zero).
-        rank = self._scores(candidates, query, space)
-        if k < len(candidates):
-            top = np.argpartition(rank, k - 1)[:k]
+            allowed &= self._nonzero() if query.any() else False
+        if self.index is not None and probes is not None and allowed.sum() > exact_rows:
+            candidates = self._probed(query, allowed, space, probes, k)
         else:
-            top = np.arange(len(candidates))
-        chosen = candidates[top]
-        distances = _distances(self.vectors[chosen], query, space)
-        order = np.lexsort((chosen, distances))
-        chosen, distances = chosen[order], distances[order]
+            candidates = np.flatnonzero(allowed)
+        scores = self._scores(candidates, query, space)
+        if k < len(candidates):
+            top = np.argpartition(scores, k - 1)[:k]
+            candidates = candidates[top]
+        distances = _distances(self._gather(candidates), query, space)
+        order = np.lexsort((self.seq[candidates], distances))
+        chosen, distances = candidates[order], distances[order]
         rows = self.data.select(columns).take(pa.array(chosen, pa.int64()))
         return rows.append_column(layout.DISTANCE, pa.array(distances, pa.float32()))
 
-    def _scores(self, rows: np.ndarray[Any, Any], query: Vectors, space: Space) -> Vectors:
-        dots = self.vectors[rows] @ query
-        if space == "l2":
-            scores = self.squares[rows] - 2 * dots
-        elif space == "ip":
-            scores = -dots
-        else:
-            scores = -dots / (np.sqrt(self.squares[rows]) * np.linalg.norm(query))
-        return np.asarray(scores, dtype=np.float32)
+    def _probed(
+        self, query: Vectors, allowed: Mask, space: Space, probes: int, k: int
+    ) -> Positions:
+        """Candidates: the approximately best of the matching rows in the ``probes`` nearest
+        partitions that hold any, and every matching row appended since the read."""
+        assert self.index is not None
+        first = allowed[: self.starts[1]]
+        matching = len(first) if first.all() else int(first.sum())
+        # A filter's nearest matching rows lie farther out: the fewer rows match, the more
+        # partitions (of those holding any) are probed and the more candidates re-ranked.
+        spread = math.sqrt(len(first) / max(1, matching))
+        ranked = self.index.ranked(query)
+        if matching < len(first):
+            offsets = self.index.offsets
+            counts = np.add.reduceat(first, np.minimum(offsets[:-1], len(first) - 1))
+            ranked = ranked[((counts > 0) & (np.diff(offsets) > 0))[ranked]]
+        rows, dots = self.index.dots(ranked[: math.ceil(probes * spread)], query)
+        if matching < len(first):
+            rows, dots = rows[first[rows]], dots[first[rows]]
+        keep = math.ceil(max(k * RERANK_FACTOR, RERANK_MIN) * spread)
+        if len(rows) > keep:
+            approximate = _ranking(dots, self.blocks[0][1][rows], query, space)
+            rows = rows[np.argpartition(approximate, keep - 1)[:keep]]
+        appended = np.flatnonzero(allowed[self.starts[1] :]) + self.starts[1]
+        return np.concatenate([rows, appended])
+
+    def _in_order(self, positions: Positions) -> Positions:
+        if self.ordered:
+            return positions
+        return positions[np.argsort(self.seq[positions], kind="stable")]
+
+    def _nonzero(self) -> Mask:
+        return np.concatenate([s > 0 for _, s in self.blocks])
+
+    def _gather(self, positions: Positions) -> Vectors:
+        """The vectors at ``positions``."""
+        if len(self.blocks) == 1:
+            return self.blocks[0][0][positions]
+        block = np.searchsorted(self.starts, positions, side="right") - 1
+        out = np.empty((len(positions), self.blocks[0][0].shape[1]), np.float32)
+        for b in np.unique(block):
+            at = block == b
+            out[at] = self.blocks[b][0][positions[at] - self.starts[b]]
+        return out
+
+    def _scores(self, positions: Positions, query: Vectors, space: Space) -> Vectors:
+        """Rank scores (lower is nearer) of the rows at ``positions``."""
+        if len(self.blocks) == 1:
+            vectors, squares = self.blocks[0]
+            return _scores(vectors[positions], squares[positions], query, space)
+        squares = np.concatenate([s for _, s in self.blocks])[positions]
+        return _scores(self._gather(positions), squares, query, space)
+
+
+def _scores(vectors: Vectors, squares: Vectors, query: Vectors, space: Space) -> Vectors:
+    """Rank with one matrix product; the winners' distances are then computed directly (the
+    expanded form of squared L2 loses precision near zero)."""
+    return _ranking(vectors @ query, squares, query, space)
+
+
+def _ranking(dots: Vectors, squares: Vectors, query: Vectors, space: Space) -> Vectors:
+    """Rank scores (lower is nearer) from dot products with the query and squared norms."""
+    if space == "l2":
+        scores = squares - 2 * dots
+    elif space == "ip":
+        scores = -dots
+    else:
+        scores = -dots / (np.sqrt(squares) * np.linalg.norm(query))
+    return np.asarray(scores, dtype=np.float32)
 
 
 def _distances(vectors: Vectors, query: Vectors, space: Space) -> Vectors:
@@ -91,6 +253,30 @@ def _distances(vectors: Vectors, query: Vectors, space: Space) -> Vectors:
     return np.asarray(distances, dtype=np.float32)
 
 
+def _block(data: pa.Table) -> tuple[Vectors, Vectors]:
+    vectors = _vectors(data)
+    return vectors, np.einsum("ij,ij->i", vectors, vectors)
+
+
+def _vectors(data: pa.Table) -> Vectors:
+    column = data.column(layout.EMBEDDING).combine_chunks()
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat, dtype=np.float32).reshape(-1, column.type.list_size)
+
+
+def _mask(values: pa.ChunkedArray | pa.Array) -> Mask:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+def _conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with every column of ``schema`` (absent ones null), in its order and types."""
+    columns = [
+        data.column(f.name) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 class SnapshotCache:
     """Snapshots by collection id, bounded by their total size in bytes."""
 
@@ -100,10 +286,11 @@ class SnapshotCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, collection_id: str, version: int) -> Snapshot | None:
+    def get(self, collection_id: str, version: int | None = None) -> Snapshot | None:
+        """The collection's snapshot (of ``version``, when given)."""
         with self._lock:
             snapshot = self._entries.get(collection_id)
-            if snapshot is None or snapshot.version != version:
+            if snapshot is None or (version is not None and snapshot.version != version):
                 return None
             self._entries.move_to_end(collection_id)
             return snapshot

@@ -82,8 +82,9 @@ class IndexPolicy:
     # point-in-time restore (restore.py). Their files cost storage meanwhile (README).
     retention_seconds: int = 7 * 24 * 3600
     fragment_target: int = 8  # compact when a table has more fragments than this
-    memory_rows: int = 10_000  # tables up to this many rows are read from an in-memory snapshot
-    memory_mb: int = 256  # ... and all snapshots of a process take at most this much memory
+    memory_rows: int = 10_000  # tables up to this many rows are read into memory on first use
+    memory_mb: int = 256  # larger ones in the background, while all snapshots fit in this
+    memory_probe_percent: int = 20  # share of an in-memory partitioning a query scans
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ class UpdateCollection(Body):
     new_configuration: dict[str, Any] | None = None
 
 
+class ForkCollection(Body):
+    new_name: str
+
+
 class RestoreCollection(Body):
     to: int | str  # a version, or an ISO-8601 time (restore.point_at)
     new_name: str | None = None  # restore as a new collection instead of in place

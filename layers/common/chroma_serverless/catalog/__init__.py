@@ -5,6 +5,10 @@ Every implementation passes tests/test_catalog_contract.py. Uniqueness rules (te
 database name per tenant, collection name per database) are enforced by the store itself, never
 by a read-then-write in the caller, so concurrent creates cannot both win.
 
+It also keeps fork lineage (:mod:`chroma_serverless.lineage`): which collection each fork was
+forked from, recorded in the same atomic write that creates the fork, and kept after deletions
+so the storage forks share is released only when nothing needs it any more.
+
 It also keeps what auth checks: token hashes, and Basic users (unique usernames) with their
 password hashes; neither a token's secret nor a password is ever stored.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from chroma_serverless.lineage import Lineage
     from chroma_serverless.types import (
         BasicCredential,
         Collection,
@@ -92,6 +97,24 @@ class Catalog(Protocol):
     def set_dimension(self, collection_id: str, dimension: int) -> int:
         """Fix the dimension if it is unset; returns the dimension in force afterwards."""
 
+    def fork_collection(self, fork: Collection, source_id: str) -> Collection:
+        """Insert ``fork`` (in its source's database) as a fork of ``source_id``, recording its
+        place in the source's lineage in the same atomic write.
+
+        Raises NotFoundError if the source no longer exists, UniqueConstraintError if the name
+        is taken.
+        """
+
+    def lineage(self, collection_id: str) -> Lineage | None:
+        """The fork tree holding ``collection_id`` (existing or deleted), ``None`` if it was
+        never forked nor is a fork."""
+
+    def lineages(self) -> list[Lineage]:
+        """Every fork tree (for maintenance sweeps)."""
+
+    def forget_lineage(self, root_id: str) -> None:
+        """Remove a fork tree once no collection in it holds storage any more."""
+
     def create_token(self, token: Token) -> None:
         """Store a token record (its hash, never the secret)."""
 
@@ -118,6 +141,6 @@ class Catalog(Protocol):
         """Delete a Basic user; raises NotFoundError."""
 
     def reset(self) -> None:
-        """Remove tenants, databases and collections, then recreate the default tenant and
+        """Remove tenants, databases, collections and lineage, then recreate the default tenant and
         database. Tokens and Basic users survive a reset: it is an admin's action, not a
         lockout."""

@@ -10,6 +10,8 @@ tenant                         ``TENANT#<tenant>``         ``TENANT``
 database                       ``TENANT#<tenant>``         ``DATABASE#<name>``
 collection, by name            ``DATABASE#<database id>``  ``COLLECTION#<name>``
 collection, by id              ``COLLECTION#<id>``         ``COLLECTION``
+a fork's lineage, by its id    ``COLLECTION#<id>``         ``LINEAGE``
+a fork, in its lineage         ``LINEAGE#<root id>``       ``FORK#<id>``
 token                          ``TOKEN#<sha-256>``         ``TOKEN``
 Basic user                     ``BASIC#<username>``        ``BASIC``
 =============================  ==========================  ====================================
@@ -20,6 +22,10 @@ on the name item not existing (uniqueness per database) and on the database item
 collection can be created in a database being deleted). Database ids are UUIDs, so a database
 deleted and recreated under the same name never inherits old collections. Metadata and
 configuration are stored as JSON strings so ints, floats and bools keep their exact types.
+A fork's two lineage items (its root and parent) are written in the transaction that creates
+it, conditioned on its source's by-id item existing; they stay after the fork is deleted (the
+collection items go), so a deleted collection's tree is still found by its id, and a tree is
+one Query on its root. Whether a tree's collections still exist is read from their by-id items.
 A presented token is found with one GetItem on its hash, a Basic user with one on its username;
 neither a token's secret nor a password is ever stored (a user's item holds a salted scrypt hash).
 """
@@ -36,6 +42,7 @@ from botocore.exceptions import ClientError
 
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
+from chroma_serverless.lineage import Lineage
 from chroma_serverless.types import (
     BasicCredential,
     Collection,
@@ -61,6 +68,7 @@ ATTRIBUTES = [
     {"AttributeName": "sk", "AttributeType": "S"},
 ]
 TRANSACTION_RETRIES = 6
+BATCH_GET_MAX = 100  # keys per BatchGetItem
 NOT_EXISTS = "attribute_not_exists(pk)"
 EXISTS = "attribute_exists(pk)"
 
@@ -79,6 +87,14 @@ def name_key(database_id: str, name: str) -> dict[str, Any]:
 
 def id_key(collection_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"COLLECTION#{collection_id}"}, "sk": {"S": "COLLECTION"}}
+
+
+def lineage_key(collection_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"COLLECTION#{collection_id}"}, "sk": {"S": "LINEAGE"}}
+
+
+def fork_key(root_id: str, fork_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"LINEAGE#{root_id}"}, "sk": {"S": f"FORK#{fork_id}"}}
 
 
 def token_key(token_hash: str) -> dict[str, Any]:
@@ -227,37 +243,7 @@ class DynamoDbCatalog:
     def create_collection(
         self, collection: Collection, get_or_create: bool
     ) -> tuple[Collection, bool]:
-        try:
-            database = self.get_database(collection.tenant, collection.database)
-        except NotFoundError as exc:
-            raise InvalidArgumentError(f"Database [{collection.database}] does not exist") from exc
-        item = _item(collection, database.id)
-        reasons = self._transact(
-            [
-                {
-                    "ConditionCheck": {
-                        "TableName": self._table,
-                        "Key": database_key(collection.tenant, collection.database),
-                        "ConditionExpression": "id = :id",
-                        "ExpressionAttributeValues": {":id": {"S": database.id}},
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {**item, **name_key(database.id, collection.name)},
-                        "ConditionExpression": NOT_EXISTS,
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {**item, **id_key(collection.id)},
-                        "ConditionExpression": NOT_EXISTS,
-                    }
-                },
-            ]
-        )
+        reasons = self._transact(self._collection_writes(collection))
         if reasons[0]:
             raise InvalidArgumentError(f"Database [{collection.database}] does not exist")
         if reasons[1]:
@@ -267,6 +253,38 @@ class DynamoDbCatalog:
                 collection.tenant, collection.database, collection.name
             ), False
         return collection, True
+
+    def _collection_writes(self, collection: Collection) -> list[TransactWriteItemTypeDef]:
+        """A new collection's writes: its database still there (same id), its name free."""
+        try:
+            database = self.get_database(collection.tenant, collection.database)
+        except NotFoundError as exc:
+            raise InvalidArgumentError(f"Database [{collection.database}] does not exist") from exc
+        item = _item(collection, database.id)
+        return [
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": database_key(collection.tenant, collection.database),
+                    "ConditionExpression": "id = :id",
+                    "ExpressionAttributeValues": {":id": {"S": database.id}},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**item, **name_key(database.id, collection.name)},
+                    "ConditionExpression": NOT_EXISTS,
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**item, **id_key(collection.id)},
+                    "ConditionExpression": NOT_EXISTS,
+                }
+            },
+        ]
 
     def get_collection(self, tenant: str, database: str, name: str) -> Collection:
         return _collection(self._name_item(tenant, database, name))
@@ -434,6 +452,85 @@ class DynamoDbCatalog:
         if any(reasons):  # another writer fixed it (or the collection changed): read again
             return self.set_dimension(collection_id, dimension)
         return dimension
+
+    # ------------------------------------------------------------------ lineage
+
+    def fork_collection(self, fork: Collection, source_id: str) -> Collection:
+        source_lineage = self._get(lineage_key(source_id))
+        root = source_id if source_lineage is None else source_lineage["root"]["S"]
+        reasons = self._transact(
+            [
+                *self._collection_writes(fork),
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": id_key(source_id),
+                        "ConditionExpression": EXISTS,
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            **lineage_key(fork.id),
+                            "root": {"S": root},
+                            "parent": {"S": source_id},
+                        },
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**fork_key(root, fork.id), "parent": {"S": source_id}},
+                    }
+                },
+            ]
+        )
+        if reasons[0] or reasons[3]:  # the source (or its database) is gone
+            raise NotFoundError(f"Collection [{source_id}] does not exist.")
+        if reasons[1]:
+            raise UniqueConstraintError(f"Collection [{fork.name}] already exists")
+        return fork
+
+    def lineage(self, collection_id: str) -> Lineage | None:
+        item = self._get(lineage_key(collection_id))
+        return self._lineage(collection_id if item is None else item["root"]["S"])
+
+    def lineages(self) -> list[Lineage]:
+        parents: dict[str, dict[str, str]] = {}
+        for item in self._scan("LINEAGE#"):
+            root = item["pk"]["S"].removeprefix("LINEAGE#")
+            fork = item["sk"]["S"].removeprefix("FORK#")
+            parents.setdefault(root, {})[fork] = item["parent"]["S"]
+        return [self._with_live(root, forks) for root, forks in sorted(parents.items())]
+
+    def _lineage(self, root: str) -> Lineage | None:
+        items = self._query(f"LINEAGE#{root}", "FORK#")
+        if not items:
+            return None
+        forks = {i["sk"]["S"].removeprefix("FORK#"): i["parent"]["S"] for i in items}
+        return self._with_live(root, forks)
+
+    def _with_live(self, root: str, parents: dict[str, str]) -> Lineage:
+        members = [root, *parents]
+        live: set[str] = set()
+        for start in range(0, len(members), BATCH_GET_MAX):
+            keys = [id_key(m) for m in members[start : start + BATCH_GET_MAX]]
+            request: Any = {
+                self._table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "pk"}
+            }
+            while request:
+                response = self._db.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    live.add(item["pk"]["S"].removeprefix("COLLECTION#"))
+                request = response.get("UnprocessedKeys") or None
+        return Lineage(root, parents, frozenset(live))
+
+    def forget_lineage(self, root_id: str) -> None:
+        for item in self._query(f"LINEAGE#{root_id}", "FORK#", keys_only=True):
+            fork_id = item["sk"]["S"].removeprefix("FORK#")
+            self._db.delete_item(TableName=self._table, Key=lineage_key(fork_id))
+            self._db.delete_item(TableName=self._table, Key={k: item[k] for k in ("pk", "sk")})
 
     # ------------------------------------------------------------------ tokens
 

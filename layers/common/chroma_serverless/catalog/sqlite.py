@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
+from chroma_serverless.lineage import Lineage
 from chroma_serverless.types import (
     BasicCredential,
     Collection,
@@ -42,6 +43,14 @@ CREATE TABLE IF NOT EXISTS collections (
     schema TEXT,
     UNIQUE (database_id, name)
 );
+-- One row per fork: the collection it was forked from and the root of its lineage. Rows
+-- outlive the collections they name (see chroma_serverless.lineage).
+CREATE TABLE IF NOT EXISTS forks (
+    id TEXT PRIMARY KEY,
+    root TEXT NOT NULL,
+    parent TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS forks_by_root ON forks (root);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -168,36 +177,40 @@ class SqliteCatalog:
         self, collection: Collection, get_or_create: bool
     ) -> tuple[Collection, bool]:
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id FROM databases WHERE tenant = ? AND name = ?",
-                (collection.tenant, collection.database),
-            ).fetchone()
-            if row is None:
-                raise InvalidArgumentError(f"Database [{collection.database}] does not exist")
             try:
-                db.execute(
-                    "INSERT INTO collections (id, database_id, name, metadata, configuration, "
-                    "dimension, schema) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        collection.id,
-                        row[0],
-                        collection.name,
-                        _dump(collection.metadata),
-                        json.dumps(collection.configuration),
-                        collection.dimension,
-                        None if collection.schema is None else json.dumps(collection.schema),
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
+                self._insert_collection(db, collection)
+            except UniqueConstraintError:
                 if not get_or_create:
-                    raise UniqueConstraintError(
-                        f"Collection [{collection.name}] already exists"
-                    ) from exc
+                    raise
                 existing = self.get_collection(
                     collection.tenant, collection.database, collection.name
                 )
                 return existing, False
         return collection, True
+
+    def _insert_collection(self, db: sqlite3.Connection, collection: Collection) -> None:
+        row = db.execute(
+            "SELECT id FROM databases WHERE tenant = ? AND name = ?",
+            (collection.tenant, collection.database),
+        ).fetchone()
+        if row is None:
+            raise InvalidArgumentError(f"Database [{collection.database}] does not exist")
+        try:
+            db.execute(
+                "INSERT INTO collections (id, database_id, name, metadata, configuration, "
+                "dimension, schema) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    collection.id,
+                    row[0],
+                    collection.name,
+                    _dump(collection.metadata),
+                    json.dumps(collection.configuration),
+                    collection.dimension,
+                    None if collection.schema is None else json.dumps(collection.schema),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise UniqueConstraintError(f"Collection [{collection.name}] already exists") from exc
 
     def get_collection(self, tenant: str, database: str, name: str) -> Collection:
         with self._transaction() as db:
@@ -289,6 +302,43 @@ class SqliteCatalog:
             raise NotFoundError(f"Collection [{collection_id}] does not exist.")
         return int(row[0])
 
+    # ------------------------------------------------------------------ lineage
+
+    def fork_collection(self, fork: Collection, source_id: str) -> Collection:
+        with self._transaction() as db:
+            self.get_collection_by_id(source_id)
+            self._insert_collection(db, fork)
+            row = db.execute("SELECT root FROM forks WHERE id = ?", (source_id,)).fetchone()
+            root = source_id if row is None else row[0]
+            db.execute("INSERT INTO forks VALUES (?, ?, ?)", (fork.id, root, source_id))
+        return fork
+
+    def lineage(self, collection_id: str) -> Lineage | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT root FROM forks WHERE id = ?", (collection_id,)).fetchone()
+            return self._lineage(db, collection_id if row is None else row[0])
+
+    def lineages(self) -> list[Lineage]:
+        with self._transaction() as db:
+            roots = db.execute("SELECT DISTINCT root FROM forks ORDER BY root").fetchall()
+            found = [self._lineage(db, root) for (root,) in roots]
+        return [lineage for lineage in found if lineage is not None]
+
+    def _lineage(self, db: sqlite3.Connection, root: str) -> Lineage | None:
+        parents = dict(db.execute("SELECT id, parent FROM forks WHERE root = ?", (root,)))
+        if not parents:
+            return None
+        live = db.execute(
+            "SELECT id FROM collections WHERE id = ? OR id IN "
+            "(SELECT id FROM forks WHERE root = ?)",
+            (root, root),
+        ).fetchall()
+        return Lineage(root, parents, frozenset(row[0] for row in live))
+
+    def forget_lineage(self, root_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM forks WHERE root = ?", (root_id,))
+
     # ------------------------------------------------------------------ tokens
 
     def create_token(self, token: Token) -> None:
@@ -369,6 +419,7 @@ class SqliteCatalog:
     def reset(self) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM collections")
+            db.execute("DELETE FROM forks")
             db.execute("DELETE FROM databases")
             db.execute("DELETE FROM tenants")
         self._ensure_defaults()

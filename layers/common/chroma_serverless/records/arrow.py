@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from chroma_serverless import layout
 from chroma_serverless.columnar import KIND_TYPES as KIND_TYPES  # the store's column types
-from chroma_serverless.masks import row_mask
 from chroma_serverless.types import Filter, GetResult
 
 if TYPE_CHECKING:
@@ -34,33 +32,6 @@ def base_schema(dimension: int) -> pa.Schema:
 
 def metadata_field(key: str, kind: str) -> pa.Field:
     return pa.field(layout.metadata_column(key, kind), KIND_TYPES[kind], nullable=True)
-
-
-def inserted(old: pa.Table, data: pa.Table) -> pa.Table:
-    """``old`` plus the rows of ``data`` whose ids are new (an add)."""
-    new = data.filter(pc.invert(pc.is_in(data.column(layout.ID), value_set=old.column(layout.ID))))
-    return pa.concat_tables([old, conformed(new, old.schema)])
-
-
-def replaced(old: pa.Table, data: pa.Table) -> pa.Table:
-    """``old`` with the rows of ``data`` in place of those with the same ids (an upsert)."""
-    kept = old.filter(pc.invert(pc.is_in(old.column(layout.ID), value_set=data.column(layout.ID))))
-    return pa.concat_tables([kept, conformed(data, old.schema)])
-
-
-def without(old: pa.Table, doomed: Filter) -> pa.Table | None:
-    """``old`` less the rows a delete's filter matches (``None``: the filter needs the engine)."""
-    mask = row_mask(doomed, old)
-    return None if mask is None else old.filter(pa.array(~mask))
-
-
-def conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``data`` with every column of ``schema`` (absent ones null), in its order and types."""
-    columns = [
-        data.column(f.name) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def ids_filter(ids: list[str]) -> Filter:

@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from chroma_serverless.records.engine import Description
     from chroma_serverless.types import Collection, IndexPolicy
 
+# LanceDB 0.40's optimize cannot tell lance's cleanup to skip tagged versions
+# (error_if_tagged_old_versions is not passed through): with a version pinned by a fork older
+# than the retention window, cleanup fails after compacting, before the indexes are updated.
+# Such a table is optimized again keeping every version, until its last fork lets go.
+PINNED = "tagged version(s) have been marked for cleanup"
+KEEP_EVERY_VERSION = timedelta(days=36_500)
+
 
 def index_status(table: Any, described: Description, policy: IndexPolicy) -> tuple[int, int]:
     """(rows in the vector index, rows searched by scan); see ``RecordStore.index_status``."""
@@ -38,7 +45,8 @@ def maintain(
     Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows, a scalar
     index on every metadata column (BTree; Bitmap for bools; LabelList for lists) and on
     ``id``/``seq``; then ``optimize`` folds new rows into the indexes, compacts small
-    fragments and removes versions older than the retention window.
+    fragments and removes versions older than the retention window (none while a fork pins
+    an older one).
     """
     report: dict[str, Any] = {"rows": int(table.count_rows())}
     if growing and report["rows"] >= policy.threshold:
@@ -70,7 +78,14 @@ def maintain(
     stats = table.stats()
     unindexed = sum(int(index.num_unindexed_rows or 0) for index in table.list_indices())
     if unindexed or stats["fragment_stats"]["num_fragments"] > policy.fragment_target:
-        table.optimize(cleanup_older_than=timedelta(seconds=policy.retention_seconds))
+        try:
+            table.optimize(cleanup_older_than=timedelta(seconds=policy.retention_seconds))
+        except RuntimeError as exc:
+            if PINNED not in str(exc):
+                raise
+            table.checkout_latest()
+            table.optimize(cleanup_older_than=KEEP_EVERY_VERSION)
+            report["pinned"] = True
         report["optimized"] = True
     report["fragments"] = table.stats()["fragment_stats"]["num_fragments"]
     return report

@@ -14,23 +14,25 @@ from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import to_sql
 from chroma_serverless.masks import row_mask
-from chroma_serverless.records import arrow, bulk, indexing, search
+from chroma_serverless.records import arrow, bulk, clones, indexing, search
 from chroma_serverless.records.engine import (
     Descriptions,
     engine_errors,
     retry_on_conflict,
     select,
 )
-from chroma_serverless.snapshot import Snapshot, SnapshotCache
+from chroma_serverless.records.memory import MemoryTier
 from chroma_serverless.types import IndexPolicy, QueryResult, RestorePoint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from chroma_serverless.columnar import ColumnBatch
+    from chroma_serverless.snapshot import Snapshot
     from chroma_serverless.types import (
         Collection,
         DeleteRequest,
+        Filter,
         GetRequest,
         GetResult,
         Include,
@@ -83,6 +85,15 @@ class RecordStore(Protocol):
     def reset(self) -> bool:
         """Remove the records of every collection; ``False`` as :meth:`drop`."""
 
+    def fork(self, source_id: str, fork_id: str, version: int | None = None) -> int | None:
+        """Give ``fork_id`` the records of ``source_id`` as they are now (or were at
+        ``version``, one of :meth:`restore_points`), copy-on-write: no record is copied, the
+        source's files stay shared (and pinned in the source) until :meth:`unpin`. Returns the
+        records' dimension, ``None`` if the source has none (the fork then starts empty)."""
+
+    def unpin(self, source_id: str, fork_id: str) -> None:
+        """``fork_id`` no longer needs the files it shares with ``source_id``."""
+
     def collection_ids(self) -> list[str]:
         """Ids of the collections that have stored records."""
 
@@ -102,10 +113,6 @@ class RecordStore(Protocol):
         """Make the records of ``version`` the latest, as a new version (so it can be undone);
         returns that new version."""
 
-    def copy_version(self, source: Collection, version: int, target: Collection) -> int:
-        """Write the records of ``source`` at ``version`` as the first records of ``target``
-        (which has none); returns how many."""
-
 
 class LanceRecordStore:
     """:class:`RecordStore` on LanceDB. ``uri`` is a directory path or ``s3://bucket/prefix``."""
@@ -121,11 +128,12 @@ class LanceRecordStore:
         # one search would make five); instead every operation starts with one explicit check
         # (``_open``), so a write acknowledged by any process is visible to the next operation
         # in any other, and a warm handle keeps its cached index and metadata.
-        self._db = lancedb.connect(uri, storage_options=dict(storage_options or {}))
+        self._storage_options = dict(storage_options or {})
+        self._db = lancedb.connect(uri, storage_options=self._storage_options)
         self._tables: dict[str, Any] = {}
         self._described = Descriptions()
         self._lock = threading.Lock()
-        self._memory = SnapshotCache(self.policy.memory_mb * 2**20)
+        self._memory = MemoryTier(self._db, self.policy)
         self._creating = threading.Lock()
 
     # ------------------------------------------------------------------ writes
@@ -139,7 +147,9 @@ class LanceRecordStore:
         data = self._to_arrow(table, collection, rows, arrow.batch_columns(batch))
         with engine_errors():
             done = table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
-        self._advance(table, before, done.version, lambda old: arrow.inserted(old, data))
+        self._memory.advance(
+            collection, table, before, done.version, lambda old: old.inserted(done.version, data)
+        )
 
     @retry_on_conflict
     def upsert(self, collection: Collection, batch: RecordBatch) -> None:
@@ -161,7 +171,9 @@ class LanceRecordStore:
                 .when_not_matched_insert_all()
                 .execute(data)
             )
-        self._advance(table, before, done.version, lambda old: arrow.replaced(old, data))
+        self._memory.advance(
+            collection, table, before, done.version, lambda old: old.replaced(done.version, data)
+        )
 
     @retry_on_conflict
     def update(self, collection: Collection, batch: RecordBatch) -> None:
@@ -178,9 +190,16 @@ class LanceRecordStore:
         if not rows:
             return
         data = self._to_arrow(table, collection, rows, arrow.batch_columns(batch), full=True)
+        values = _in_place(data) if batch.embeddings is None else None
         with engine_errors():
-            done = table.merge_insert(layout.ID).when_matched_update_all().execute(data)
-        self._advance(table, before, done.version, lambda old: arrow.replaced(old, data))
+            if values is not None:  # one row, scalars only: an in-place update, half the cost
+                where = to_sql(arrow.ids_filter(data.column(layout.ID).to_pylist()), ())
+                done = table.update(where=where, values=values)
+            else:
+                done = table.merge_insert(layout.ID).when_matched_update_all().execute(data)
+        self._memory.advance(
+            collection, table, before, done.version, lambda old: old.replaced(done.version, data)
+        )
 
     @retry_on_conflict
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
@@ -196,7 +215,9 @@ class LanceRecordStore:
             predicate = to_sql(doomed, ())
         with engine_errors():
             result = table.delete(predicate or "TRUE")
-        self._advance(table, before, result.version, lambda old: arrow.without(old, doomed))
+        self._memory.advance(
+            collection, table, before, result.version, _deleting(result.version, doomed)
+        )
         return int(result.num_deleted_rows)
 
     def drop(self, collection_id: str) -> bool:
@@ -247,6 +268,20 @@ class LanceRecordStore:
             if not page_token:
                 return ids
 
+    # ------------------------------------------------------------------ forks
+
+    def fork(self, source_id: str, fork_id: str, version: int | None = None) -> int | None:
+        source = self._open(source_id) if version is None else self._version(source_id, version)
+        if source is None:
+            return None
+        forked = clones.clone(self._db, source, fork_id, self._storage_options, version)
+        return int(forked.schema.field(layout.EMBEDDING).type.list_size)
+
+    def unpin(self, source_id: str, fork_id: str) -> None:
+        source = self._open(source_id)
+        if source is not None:
+            clones.unpin(source, fork_id)
+
     # ------------------------------------------------------------------ reads
 
     def count(self, collection: Collection) -> int:
@@ -257,7 +292,7 @@ class LanceRecordStore:
         table = self._open(collection.id)
         if table is None or request.limit == 0:
             return arrow.get_result([], request.include)
-        snapshot = self._in_memory(collection.id, table)
+        snapshot = self._memory.current(collection, table)
         mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
         if snapshot is not None and mask is not None:
             columns = arrow.columns(snapshot.data.column_names, request.include)
@@ -291,7 +326,7 @@ class LanceRecordStore:
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
         table = self._open(collection.id)
-        snapshot = None if table is None else self._in_memory(collection.id, table)
+        snapshot = None if table is None else self._memory.current(collection, table)
         if request.filter.ids is not None:
             self._check_ids_exist(table, request.filter.ids)
         result = QueryResult(ids=[])
@@ -303,7 +338,16 @@ class LanceRecordStore:
         for vector in request.embeddings:
             if snapshot is not None and mask is not None:
                 columns = arrow.columns(snapshot.data.column_names, include)
-                found = snapshot.nearest(vector, request.n_results, mask, collection.space, columns)
+                probes = self._memory.probes(snapshot, collection)
+                found = snapshot.nearest(
+                    vector,
+                    request.n_results,
+                    mask,
+                    collection.space,
+                    columns,
+                    probes,
+                    exact_rows=self.policy.threshold,
+                )
                 records = arrow.records(found)
             elif table is not None:
                 records = search.nearest(
@@ -319,35 +363,6 @@ class LanceRecordStore:
                 if getattr(result, name) is not None:
                     getattr(result, name).append(getattr(page, name))
         return result
-
-    def _advance(
-        self, table: Any, before: int, after: int, change: Callable[[pa.Table], pa.Table | None]
-    ) -> None:
-        """Carry the snapshot of ``before`` over this process's own commit ``after`` instead of
-        reading the table again, when nothing else committed in between (versions are
-        consecutive) and the result has the table's row count; otherwise it is rebuilt lazily."""
-        snapshot = self._memory.get(table.name, before)
-        if snapshot is None or after != before + 1:
-            return
-        data = change(snapshot.data)
-        if data is None or data.num_rows != int(table.count_rows()):
-            self._memory.discard(table.name)
-            return
-        self._memory.put(table.name, Snapshot(after, data))
-
-    def _in_memory(self, collection_id: str, table: Any) -> Snapshot | None:
-        """The table's current version in memory, if it is small enough to hold."""
-        version = table.version
-        snapshot = self._memory.get(collection_id, version)
-        if snapshot is not None:
-            return snapshot
-        if int(table.count_rows()) > self.policy.memory_rows:
-            self._memory.discard(collection_id)
-            return None
-        with engine_errors():
-            snapshot = Snapshot(version, table.to_arrow())
-        self._memory.put(collection_id, snapshot)
-        return snapshot
 
     def _check_ids_exist(self, table: Any | None, ids: list[str]) -> None:
         """A query restricted to ids must name existing records: Chroma's server fails such a
@@ -386,7 +401,7 @@ class LanceRecordStore:
     def _rows_of(self, table: Any, ids: list[str], include: Sequence[Include]) -> pa.Table:
         """The rows of ``ids`` (``id``, ``seq`` and the columns of ``include``): from the
         table's snapshot when one of this very version is in memory, else from the engine."""
-        snapshot = self._memory.get(table.name, table.version)
+        snapshot = self._memory.at(table.name, table.version)
         if snapshot is None:
             columns = arrow.columns(self._described.of(table).names, include)
             return select(table, to_sql(arrow.ids_filter(ids), ()), columns)
@@ -583,14 +598,6 @@ class LanceRecordStore:
             table.restore()
         return int(table.version)
 
-    def copy_version(self, source: Collection, version: int, target: Collection) -> int:
-        table = self._version(source.id, version)
-        assert table is not None, "copy needs a stored version"
-        with engine_errors():
-            reader = table.search().limit(None).to_batches(SCAN_ROWS)
-            copy = self._db.create_table(target.id, data=reader, schema=table.schema)
-        return int(copy.count_rows())
-
     def _version(self, collection_id: str, version: int | None) -> Any | None:
         """A handle of its own on one version of the table (``None``: the latest), so pinning
         it never moves the shared handle; ``None`` if the collection has no records."""
@@ -601,3 +608,24 @@ class LanceRecordStore:
         if version is not None:
             table.checkout(version)
         return table
+
+
+def _in_place(data: pa.Table) -> dict[str, Any] | None:
+    """The column values of a one-row update as an engine ``update`` takes them (its SQL
+    literals cover scalars), or ``None`` when it must be a ``merge_insert``."""
+    if data.num_rows != 1:
+        return None
+    columns = [n for n in data.column_names if n not in (layout.ID, layout.SEQ, layout.EMBEDDING)]
+    if any(pa.types.is_nested(data.schema.field(n).type) for n in columns):
+        return None
+    return {name: data.column(name)[0].as_py() for name in columns}
+
+
+def _deleting(version: int, doomed: Filter) -> Callable[[Snapshot], Snapshot | None]:
+    """A snapshot's change by a delete (``None`` when the filter needs the engine)."""
+
+    def change(old: Snapshot) -> Snapshot | None:
+        mask = row_mask(doomed, old.data)
+        return None if mask is None else old.without(version, mask)
+
+    return change

@@ -1,0 +1,153 @@
+"""The memory tier: which table versions this process holds as :class:`Snapshot`, and keeping
+them current.
+
+A table of at most ``policy.memory_rows`` rows is read on first use, in the request (a few ms).
+A larger one that fits the memory budget is read, and partitioned, by a background thread once
+it is read a second time (a process that answers one query and ends never pays for it), while
+the engine answers; from then on queries scan the nearest partitions in memory. Writes of this
+process carry a snapshot to the version they commit; a version committed elsewhere (another
+process, or compaction) makes the next read load the table again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import TYPE_CHECKING, Any
+
+from chroma_serverless.records.engine import engine_errors
+from chroma_serverless.snapshot import Snapshot, SnapshotCache
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from chroma_serverless.types import Collection, IndexPolicy
+
+log = logging.getLogger("chroma_serverless.records")
+
+ROW_OVERHEAD_BYTES = 128  # per row beyond its vector: id, seq, a short document, metadata
+
+
+class MemoryTier:
+    def __init__(self, db: Any, policy: IndexPolicy) -> None:
+        self._db = db
+        self._policy = policy
+        self._cache = SnapshotCache(policy.memory_mb * 2**20)
+        self._busy: set[str] = set()  # collections with a background read or rebuild running
+        self._asked: set[str] = set()  # large collections read once (from the engine)
+        self._lock = threading.Lock()
+
+    def current(self, collection: Collection, table: Any) -> Snapshot | None:
+        """The snapshot of the table's current version, if held (or small enough to read now)."""
+        version = int(table.version)
+        snapshot = self._cache.get(collection.id, version)
+        if snapshot is not None:
+            return snapshot
+        rows = int(table.count_rows())
+        if rows <= self._policy.memory_rows:
+            with engine_errors():
+                snapshot = Snapshot.read(version, table.to_arrow())
+            self._cache.put(collection.id, snapshot)
+            return snapshot
+        dimension = int(table.schema.field("embedding").type.list_size)
+        if rows * (4 * dimension + ROW_OVERHEAD_BYTES) > self._cache.max_bytes:
+            return None
+        with self._lock:
+            again = collection.id in self._asked
+            self._asked.add(collection.id)
+        if again:
+            self._in_background(collection, lambda: self._read(collection, version, rows))
+        return None
+
+    def at(self, collection_id: str, version: int) -> Snapshot | None:
+        return self._cache.get(collection_id, version)
+
+    def advance(
+        self,
+        collection: Collection,
+        table: Any,
+        before: int,
+        after: int,
+        change: Callable[[Snapshot], Snapshot | None],
+    ) -> None:
+        """Carry the snapshot of ``before`` over this process's own commit ``after``, when
+        nothing else committed in between (versions are consecutive) and the result has the
+        table's row count; otherwise it is read again when next needed."""
+        snapshot = self._cache.get(collection.id, before)
+        if snapshot is None or after != before + 1:
+            return
+        advanced = change(snapshot)
+        if advanced is None or advanced.num_rows != int(table.count_rows()):
+            self._cache.discard(collection.id)
+            return
+        self._cache.put(collection.id, advanced)
+        if advanced.churn > max(self._policy.memory_rows // 10, advanced.num_rows // 5):
+            if advanced.num_rows <= self._policy.memory_rows:
+                self._cache.put(collection.id, self._compacted(collection, advanced))
+            else:
+                self._in_background(collection, lambda: self._rebuild(collection, advanced))
+
+    def probes(self, snapshot: Snapshot, collection: Collection) -> int | None:
+        """Partitions a query scans: ``policy.memory_probe_percent`` of them (at least
+        ``policy.nprobes``), scaled by Chroma's ``ef_search`` (default 100); ``None`` (exact
+        search) for a snapshot without partitions."""
+        if snapshot.index is None:
+            return None
+        hnsw = collection.configuration.get("hnsw") or {}
+        ef_search = hnsw.get("ef_search", 100) if isinstance(hnsw, dict) else 100
+        share = snapshot.index.partitions * self._policy.memory_probe_percent / 100
+        base = max(self._policy.nprobes, math.ceil(share))
+        return max(1, round(base * float(ef_search) / 100))
+
+    def discard(self, collection_id: str) -> None:
+        self._cache.discard(collection_id)
+        with self._lock:
+            self._asked.discard(collection_id)
+
+    def clear(self) -> None:
+        self._cache.clear()
+        with self._lock:
+            self._asked.clear()
+
+    # ------------------------------------------------------------------ building
+
+    def _partitions(self, rows: int) -> int:
+        # about 2 sqrt(rows) rows per partition: half the partitions of the textbook sqrt(rows)
+        # give the same recall per row scanned with half the probes (the Python cost per probe)
+        return 0 if rows < self._policy.threshold else max(2, round(math.sqrt(rows) / 2))
+
+    def _read(self, collection: Collection, version: int, rows: int) -> None:
+        table = self._db.open_table(collection.id)  # its own handle: others move theirs
+        table.checkout(version)
+        data = table.to_arrow()
+        snapshot = Snapshot.read(version, data, self._partitions(rows), collection.space)
+        held = self._cache.get(collection.id)
+        if held is None or held.version < version:
+            self._cache.put(collection.id, snapshot)
+
+    def _rebuild(self, collection: Collection, snapshot: Snapshot) -> None:
+        rebuilt = self._compacted(collection, snapshot)
+        if self._cache.get(collection.id, snapshot.version) is not None:  # nothing newer since
+            self._cache.put(collection.id, rebuilt)
+
+    def _compacted(self, collection: Collection, snapshot: Snapshot) -> Snapshot:
+        return snapshot.compacted(self._partitions(snapshot.num_rows), collection.space)
+
+    def _in_background(self, collection: Collection, work: Callable[[], None]) -> None:
+        """Run ``work`` on a thread unless one is already running for the collection."""
+        with self._lock:
+            if collection.id in self._busy:
+                return
+            self._busy.add(collection.id)
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:  # the engine keeps answering; the next read tries again
+                log.info("in-memory snapshot of %s not built", collection.id, exc_info=True)
+            finally:
+                with self._lock:
+                    self._busy.discard(collection.id)
+
+        threading.Thread(target=run, name=f"snapshot-{collection.id}", daemon=True).start()

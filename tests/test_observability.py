@@ -1,0 +1,582 @@
+"""What an operator reads: the JSON log lines and CloudWatch EMF documents each request and each
+maintenance run writes, in-process, through the Lambda handlers with API Gateway events, and from
+``chroma-serverless run --log-format json`` driven by the official client (sync and async, both
+storage modes); the ``chroma-trace-id`` that leads from an error a client saw to its log lines;
+the X-Ray subsegments on a real UDP socket standing in for the daemon; and never a credential, a
+document, a metadata value or an embedding in any of it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from chroma_serverless import auth, observability
+from chroma_serverless.app import create_app
+from chroma_serverless.service import Service
+from chroma_serverless.settings import Settings
+from chroma_serverless.types import Collection, RecordBatch
+from tests.conftest import Server, close_chroma_clients, run_async
+from tests.lambda_events import KINDS, FakeLambdaContext, Kind, load_event, load_function
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from chromadb.api import AsyncClientAPI
+
+API = "/api/v2"
+DB = API + "/tenants/default_tenant/databases/default_database"
+RECORD_ROUTE = "POST /api/v2/tenants/{tenant}/databases/{database}/collections/{collection_id}/"
+QUERY_ROUTE = RECORD_ROUTE + "query"
+SERVICE_NAME = "chroma-serverless"
+
+# What must never reach a log line or a metric: credentials and the content of records.
+TOKEN = "csk-obs-" + uuid.uuid4().hex
+PASSWORD = "pw-" + uuid.uuid4().hex
+WRONG_PASSWORD = "wrong-" + uuid.uuid4().hex
+DOCUMENT = "document-" + uuid.uuid4().hex
+METADATA_VALUE = "metadata-" + uuid.uuid4().hex
+# Exact in float32, so the same text whichever precision a leak would print.
+EMBEDDING: Sequence[float] = [0.2109375, 0.8671875]
+SECRETS = (
+    TOKEN,
+    PASSWORD,
+    WRONG_PASSWORD,
+    base64.b64encode(f"olga:{PASSWORD}".encode()).decode(),
+    DOCUMENT,
+    METADATA_VALUE,
+    "0.2109375",
+    "0.8671875",
+)
+
+
+@dataclass
+class Output:
+    """What a process wrote: JSON log lines and EMF documents (stdout), and all the text."""
+
+    logs: list[dict[str, Any]]
+    documents: list[dict[str, Any]]
+    text: str
+
+    @classmethod
+    def parse(cls, stdout: str, stderr: str = "") -> Output:
+        """Every line on stdout must be JSON."""
+        lines = [json.loads(line) for line in stdout.splitlines()]
+        return cls(
+            [line for line in lines if "_aws" not in line],
+            [line for line in lines if "_aws" in line],
+            stdout + stderr,
+        )
+
+    def of(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The log lines and EMF documents of the request with ``trace_id``."""
+        return (
+            [line for line in self.logs if line.get("trace_id") == trace_id],
+            [doc for doc in self.documents if doc.get("trace_id") == trace_id],
+        )
+
+    def with_metric(self, name: str) -> list[dict[str, Any]]:
+        return [doc for doc in self.documents if name in metric_names(doc)]
+
+
+def read(capsys: pytest.CaptureFixture[str]) -> Output:
+    captured = capsys.readouterr()
+    return Output.parse(captured.out, captured.err)
+
+
+def metric_names(document: dict[str, Any]) -> set[str]:
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == observability.NAMESPACE
+    return {metric["Name"] for metric in directive["Metrics"]}
+
+
+def dimensions(document: dict[str, Any]) -> list[dict[str, str]]:
+    """Each dimension set of ``document`` with its values."""
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    return [{name: document[name] for name in names} for names in directive["Dimensions"]]
+
+
+def request_dimensions(route: str, status_class: str) -> list[dict[str, str]]:
+    return [{"route": route, "status_class": status_class, "service": SERVICE_NAME}]
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+@pytest.fixture
+def json_logs() -> Iterator[None]:
+    """This process configured as the Lambda functions are (JSON logs and EMF on stdout);
+    afterwards as a default process is (text on stderr, no metrics)."""
+    observability.configure(Settings(log_format="json"))
+    yield
+    observability.configure(Settings())
+
+
+# ------------------------------------------------------------------ in-process
+
+
+@pytest.fixture
+def app(service: Service, json_logs: None) -> Iterator[TestClient]:
+    """The app with auth on: the bearer token ``TOKEN`` and the Basic user olga:``PASSWORD``."""
+    auth.ensure_admin_token(service.catalog, TOKEN)
+    admin = auth.new_principal("olga", "*", ["*"], "admin")
+    auth.add_basic_user(service.catalog, admin, PASSWORD)
+    guarded = Service(service.catalog, service.records, service.settings.replace(auth=True))
+    with TestClient(create_app(guarded), raise_server_exceptions=False) as client:
+        yield client
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def basic(password: str = PASSWORD) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"olga:{password}".encode()).decode()}
+
+
+def trace(response: Any) -> str:
+    """The ``chroma-trace-id`` of a test client's response."""
+    trace_id: str = response.headers["chroma-trace-id"]
+    return trace_id
+
+
+def test_each_request_writes_one_access_line_and_one_emf_document(
+    app: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a collection
+    created = app.post(f"{DB}/collections", json={"name": "observed"}, headers=bearer())
+    collection = created.json()["id"]
+    path = f"{DB}/collections/{collection}"
+    capsys.readouterr()
+
+    # WHEN records are added (Basic auth) and queried (bearer), and two requests fail
+    added = app.post(
+        f"{path}/add",
+        json={
+            "ids": ["a", "b"],
+            "embeddings": [EMBEDDING, [0.5, 0.5]],
+            "documents": [DOCUMENT, "plain"],
+            "metadatas": [{"tag": METADATA_VALUE}, {"tag": "plain"}],
+        },
+        headers=basic(),
+    )
+    queried = app.post(
+        f"{path}/query",
+        json={
+            "query_embeddings": [EMBEDDING],
+            "n_results": 2,
+            "where": {"tag": METADATA_VALUE},
+            "where_document": {"$contains": DOCUMENT},
+            "include": ["documents", "metadatas", "embeddings", "distances"],
+        },
+        headers=bearer(),
+    )
+    refused = app.get(f"{DB}/collections", headers=basic(WRONG_PASSWORD))
+    unknown = app.get(f"{API}/no/such/{uuid.uuid4().hex}", headers=bearer())
+    assert [r.status_code for r in (added, queried, refused, unknown)] == [201, 200, 401, 404]
+    assert queried.json()["ids"] == [["a"]]
+    out = read(capsys)
+
+    # THEN each request wrote exactly one line and one document, tied by its chroma-trace-id
+    responses = (added, queried, refused, unknown)
+    assert len(out.logs) == len(out.documents) == len(responses)
+    assert len({trace(r) for r in responses}) == len(responses)
+    (line,), (document,) = out.of(trace(queried))
+    assert line["level"] == "INFO"
+    assert line["service"] == SERVICE_NAME
+    assert line["message"].startswith(f"POST {path}/query 200 ")
+    assert line["route"] == QUERY_ROUTE
+    assert (line["tenant"], line["database"]) == ("default_tenant", "default_database")
+    assert line["collection"] == collection
+    assert line["status"] == 200
+    assert isinstance(line["latency_ms"], float)
+    assert dimensions(document) == request_dimensions(QUERY_ROUTE, "2xx")
+    assert metric_names(document) == {"Requests", "Latency", "QueryTime", "RecordsReturned"}
+    assert document["Requests"] == [1.0]
+    assert document["RecordsReturned"] == [1.0]
+    assert document["collection"] == collection  # metadata: searchable, never a dimension
+
+    (line,), (document,) = out.of(trace(added))
+    assert line["route"] == RECORD_ROUTE + "add"
+    assert dimensions(document) == request_dimensions(RECORD_ROUTE + "add", "2xx")
+    assert metric_names(document) == {"Requests", "Latency", "RecordsWritten"}
+    assert document["RecordsWritten"] == [2.0]
+
+    (line,), (document,) = out.of(trace(refused))
+    assert line["status"] == 401
+    list_route = "GET /api/v2/tenants/{tenant}/databases/{database}/collections"
+    assert dimensions(document) == request_dimensions(list_route, "4xx")
+
+    # an unknown path is no dimension: metrics stay few whatever clients send
+    (line,), (document,) = out.of(trace(unknown))
+    assert line["route"] == "unmatched"
+    assert dimensions(document) == request_dimensions("unmatched", "4xx")
+    assert_no_secret(out.text)
+
+
+def test_an_internal_error_is_logged_under_the_trace_id_the_client_gets(
+    app: TestClient,
+    service: Service,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = app.post(f"{DB}/collections", json={"name": "broken"}, headers=bearer())
+    collection = created.json()["id"]
+
+    def broken(target: Collection) -> int:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(service.records, "count", broken)
+    capsys.readouterr()
+
+    response = app.get(f"{DB}/collections/{collection}/count", headers=bearer())
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "InternalError"
+    lines, (document,) = read(capsys).of(trace(response))
+    (error,) = [line for line in lines if line["level"] == "ERROR"]
+    (access,) = [line for line in lines if line["level"] == "INFO"]
+    assert error["level"] == "ERROR"
+    assert error["message"].startswith("internal error on GET")
+    assert error["exception_name"] == "RuntimeError"
+    assert "the disk is on fire" in error["exception"]
+    assert error["collection"] == collection
+    assert error["route"] == access["route"] == RECORD_ROUTE.replace("POST", "GET") + "count"
+    assert access["status"] == 500
+    assert dimensions(document) == request_dimensions(access["route"], "5xx")
+
+
+def test_text_logs_by_default_and_no_metrics(
+    service: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    observability.configure(Settings())
+    with TestClient(create_app(service)) as client:
+        response = client.get(f"{API}/heartbeat")
+    out = capsys.readouterr()
+    assert out.out == ""  # no EMF: metrics are JSON, written only with JSON logs
+    (line,) = [line for line in out.err.splitlines() if "chroma_serverless.requests" in line]
+    assert " INFO chroma_serverless.requests: GET /api/v2/heartbeat 200 " in line
+    assert f"route=GET /api/v2/heartbeat trace_id={trace(response)}" in line
+
+
+# ------------------------------------------------------------------ the Lambda functions
+
+
+@pytest.fixture
+def lambda_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The functions' environment as the template sets it (JSON logs, auth on), embedded."""
+    monkeypatch.setenv("CHROMA_SERVERLESS_PATH", str(tmp_path))
+    monkeypatch.setenv("CHROMA_SERVERLESS_LOG_FORMAT", "json")
+    monkeypatch.setenv("CHROMA_SERVERLESS_AUTH", "true")
+    monkeypatch.setenv("CHROMA_SERVERLESS_ADMIN_TOKEN", TOKEN)
+    yield
+    observability.configure(Settings())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.usefixtures("lambda_env")
+def test_invocations_log_api_gateway_ids_and_one_cold_start(
+    kind: Kind, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the control function just initialised (a cold start)
+    control = load_function("control")
+    capsys.readouterr()
+
+    # WHEN API Gateway invokes it twice
+    outputs, replies = [], []
+    for _ in range(2):
+        event = load_event(kind, "GET", f"{DB}/collections", headers=bearer())
+        context = FakeLambdaContext()
+        reply = control.handler(event, context)
+        assert reply["statusCode"] == 200
+        outputs.append(read(capsys))
+        replies.append((event, context, reply))
+
+    # THEN each line carries the invocation's ids; only the first counts a cold start
+    for (event, context, reply), out, cold in zip(replies, outputs, (True, False), strict=True):
+        (line,) = out.logs
+        assert line["trace_id"] == reply["headers"]["chroma-trace-id"]
+        assert line["correlation_id"] == event["requestContext"]["requestId"]
+        assert line["function_request_id"] == context.aws_request_id
+        assert line["function_name"] == context.function_name
+        assert line["cold_start"] is cold
+        assert line["route"] == "GET /api/v2/tenants/{tenant}/databases/{database}/collections"
+        (request,) = out.with_metric("Requests")
+        assert request["correlation_id"] == event["requestContext"]["requestId"]
+        cold_starts = out.with_metric("ColdStart")
+        assert len(cold_starts) == cold
+        assert_no_secret(out.text)
+    (cold_start,) = outputs[0].with_metric("ColdStart")
+    assert cold_start["ColdStart"] == [1.0]
+    function_name = replies[0][1].function_name
+    assert dimensions(cold_start) == [{"function_name": function_name, "service": SERVICE_NAME}]
+
+
+def fill(service: Service, name: str) -> Collection:
+    collection = service.create_collection(
+        "default_tenant", "default_database", name, None, None, False
+    )
+    embeddings = np.random.default_rng(0).random((8, 4), dtype=np.float32)
+    service.add(collection, RecordBatch(ids=[str(i) for i in range(8)], embeddings=embeddings))
+    return collection
+
+
+def sqs_event(message_id: str, collection_id: str) -> dict[str, Any]:
+    return {"Records": [{"messageId": message_id, "body": collection_id}]}
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_maintenance_runs_are_logged_and_counted_failures_included(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    function = load_function("maintenance")
+    collection = fill(function.service, "maintained")
+    capsys.readouterr()
+
+    # a run that succeeds
+    context = FakeLambdaContext()
+    assert function.handler(sqs_event("m-1", collection.id), context) == {"batchItemFailures": []}
+    out = read(capsys)
+    (run,) = out.with_metric("MaintenanceRuns")
+    assert dimensions(run) == [{"service": SERVICE_NAME}]
+    assert (run["MaintenanceRuns"], run["MaintenanceFailures"]) == ([1.0], [0.0])
+    assert run["MaintenanceDuration"][0] > 0
+    assert run["collection"] == collection.id
+    assert len(out.with_metric("ColdStart")) == 1
+    (line,) = [line for line in out.logs if line["message"].startswith("maintained")]
+    assert (line["collection"], line["function_request_id"]) == (
+        collection.id,
+        context.aws_request_id,
+    )
+
+    # a run that fails: reported to SQS for a retry, logged with its collection, counted
+    def failing(target: Collection, growing: bool = False) -> dict[str, Any]:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(function.service.records, "maintain", failing)
+    failed = function.handler(sqs_event("m-2", collection.id), FakeLambdaContext())
+    assert failed == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+    out = read(capsys)
+    (run,) = out.with_metric("MaintenanceRuns")
+    assert run["MaintenanceFailures"] == [1.0]
+    assert out.with_metric("ColdStart") == []
+    (error,) = [line for line in out.logs if line["level"] == "ERROR"]
+    assert error["message"] == f"maintenance of {collection.id} failed"
+    assert error["collection"] == collection.id
+    assert error["exception_name"] == "RuntimeError"
+
+
+# ------------------------------------------------------------------ the local server
+
+
+class JsonServer:
+    """``chroma-serverless run --log-format json --auth``, its stdout read as it comes (JSON
+    lines and EMF documents; a full pipe would stall the server)."""
+
+    def __init__(self, path: Path, mode: str) -> None:
+        extra = ("--aws-local",) if mode == "aws-local" else ()
+        self.server = Server(
+            path,
+            "--log-format",
+            "json",
+            "--auth",
+            *extra,
+            env={"CHROMA_SERVERLESS_ADMIN_TOKEN": TOKEN},
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.server.process.stdout is not None
+        self._lines.extend(self.server.process.stdout)
+
+    def stop(self) -> Output:
+        self.server.process.terminate()
+        self.server.process.wait(timeout=30)
+        self._reader.join(timeout=30)
+        self.server.stop()
+        return Output.parse("".join(self._lines), self.server.log.read_text())
+
+
+@dataclass
+class Served:
+    out: Output
+    collections: dict[str, str]  # client -> the id of the collection it wrote
+    missing_trace_ids: dict[str, str]  # client -> the trace id of its NotFoundError
+
+
+@pytest.fixture(scope="module", params=["embedded", "aws-local"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The official client, sync and async, writing and querying a server that logs JSON."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from chromadb.errors import NotFoundError
+
+    running = JsonServer(tmp_path_factory.mktemp("json-server"), request.param)
+    collections, missing = {}, {}
+    try:
+        client = chromadb.HttpClient(
+            host=running.server.host,
+            port=running.server.port,
+            settings=ChromaSettings(
+                anonymized_telemetry=False,
+                chroma_client_auth_provider="chromadb.auth.token_authn.TokenAuthClientProvider",
+                chroma_client_auth_credentials=TOKEN,
+            ),
+        )
+        collection = client.create_collection("sync-client")
+        collection.add(
+            ids=["a", "b"],
+            embeddings=[EMBEDDING, (0.5, 0.5)],
+            documents=[DOCUMENT, "plain"],
+            metadatas=[{"tag": METADATA_VALUE}, {"tag": "plain"}],
+        )
+        assert collection.query(
+            query_embeddings=[EMBEDDING], n_results=2, where={"tag": METADATA_VALUE}
+        )["ids"] == [["a"]]
+        assert collection.get(ids=["a"], include=["documents"])["documents"] == [DOCUMENT]
+        collections["sync"] = str(collection.id)
+        with pytest.raises(NotFoundError) as sync_error:
+            client.get_collection("no-such-collection")
+        assert sync_error.value.trace_id is not None
+        missing["sync"] = sync_error.value.trace_id
+
+        async def workflow(client: AsyncClientAPI) -> tuple[str, str]:
+            collection = await client.create_collection("async-client")
+            await collection.upsert(
+                ids=["c"], embeddings=[EMBEDDING], metadatas=[{"tag": METADATA_VALUE}]
+            )
+            result = await collection.query(query_embeddings=[EMBEDDING], n_results=1)
+            assert result["ids"] == [["c"]]
+            with pytest.raises(NotFoundError) as error:
+                await client.get_collection("no-such-collection")
+            assert error.value.trace_id is not None
+            return str(collection.id), error.value.trace_id
+
+        # On a thread of its own: asyncio.run here would replace, and leave unclosed, the event
+        # loop Mangum keeps on this thread once a Lambda handler has run in the process.
+        with ThreadPoolExecutor(1) as thread:
+            ran = thread.submit(run_async, running.server, workflow, headers=bearer())
+            collections["async"], missing["async"] = ran.result()
+    finally:
+        close_chroma_clients()
+        out = running.stop()
+    return Served(out, collections, missing)
+
+
+def test_server_lines_carry_route_and_collection_for_both_clients(served: Served) -> None:
+    out = served.out
+    for client, route in (("sync", "add"), ("sync", "query"), ("sync", "get"), ("async", "upsert")):
+        (line,) = [
+            line
+            for line in out.logs
+            if line.get("route") == RECORD_ROUTE + route
+            and line.get("collection") == served.collections[client]
+        ]
+        assert line["status"] == (201 if route == "add" else 200)
+        assert line["tenant"] == "default_tenant"
+        (document,) = out.of(line["trace_id"])[1]
+        assert dimensions(document) == request_dimensions(RECORD_ROUTE + route, "2xx")
+    # a query from each client: its search time and the records it returned
+    queries = [doc for doc in out.with_metric("QueryTime") if doc["route"] == QUERY_ROUTE]
+    assert sorted(doc["RecordsReturned"][0] for doc in queries) == [1.0, 1.0]
+    (upsert,) = [doc for doc in out.with_metric("RecordsWritten") if "upsert" in doc["route"]]
+    assert upsert["RecordsWritten"] == [1.0]
+
+
+def test_the_trace_id_of_a_client_error_finds_its_log_line(served: Served) -> None:
+    for trace_id in served.missing_trace_ids.values():
+        (line,), (document,) = served.out.of(trace_id)
+        assert line["status"] == 404
+        assert line["collection"] == "no-such-collection"
+        assert document["status_class"] == "4xx"
+
+
+def test_server_output_holds_no_credential_or_record(served: Served) -> None:
+    assert served.out.logs
+    assert_no_secret(served.out.text)
+
+
+# ------------------------------------------------------------------ X-Ray
+
+
+@pytest.mark.usefixtures("built_model")
+def test_lambda_traces_catalog_records_and_embedding(tmp_path: Path) -> None:
+    """The data function as Lambda runs it with active tracing: subsegments reach the daemon's
+    address (a UDP socket here) for each catalog and record-store call and for embedding."""
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    daemon.settimeout(2)
+    root = f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+    script = """
+import json
+from tests.lambda_events import FakeLambdaContext, load_event, load_function
+
+control, data = load_function("control"), load_function("data")
+db = "/api/v2/tenants/default_tenant/databases/default_database"
+
+def call(function, path, body):
+    reply = function.handler(load_event("rest", "POST", path, body), FakeLambdaContext())
+    assert reply["statusCode"] < 300, reply
+    return json.loads(reply["body"])
+
+collection = call(control, db + "/collections", {"name": "traced"})
+path = f"{db}/collections/{collection['id']}"
+call(data, path + "/add", {"ids": ["a"], "documents": ["a traced document"]})
+call(data, path + "/query", {"query_texts": ["traced"], "n_results": 1})
+"""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "CHROMA_SERVERLESS_PATH": str(tmp_path),
+        "CHROMA_SERVERLESS_LOG_FORMAT": "json",
+        "LAMBDA_TASK_ROOT": str(tmp_path),
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+        "_X_AMZN_TRACE_ID": f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    names = set()
+    try:
+        while True:
+            header, _, body = daemon.recv(65536).decode().partition("\n")
+            assert json.loads(header) == {"format": "json", "version": 1}
+            subsegment = json.loads(body)
+            assert subsegment["trace_id"] == root
+            names.add(subsegment["name"])
+    except TimeoutError:
+        pass
+    finally:
+        daemon.close()
+    assert {
+        "## catalog.create_collection",
+        "## catalog.get_collection_by_id",
+        "## catalog.set_dimension",
+        "## records.add",
+        "## records.query",
+        "## embed",
+    } <= names
