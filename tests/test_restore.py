@@ -15,7 +15,7 @@ import pytest
 
 from chroma_serverless.settings import Settings
 from tests.conftest import run_async
-from tests.test_transfer import VIAS, all_records, cli, failing, target, vectors
+from tests.test_transfer import VIAS, all_records, cli, cli_env, failing, target, vectors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,6 +100,16 @@ def test_restore_as_a_new_collection_leaves_the_original_alone(
     assert collection.count() == 298
     copy.add(ids=["new"], embeddings=vectors(1, 4))  # an ordinary collection from here on
     assert (copy.count(), collection.count()) == (301, 298)
+
+    # It is a fork of that version: its records outlive the source's cleanup and deletion.
+    env = {**cli_env(server), "CHROMA_SERVERLESS_INDEX_RETENTION_SECONDS": "0"}
+    env["CHROMA_SERVERLESS_INDEX_FRAGMENT_TARGET"] = "0"
+    cli(server, "maintain", "--path", str(server.data), env=env)
+    client.delete_collection("docs")
+    after = all_records(copy)
+    del after["new"]
+    assert after == good
+    assert copy.fork_count() == 1
 
 
 def test_versions_list_timestamps_and_record_counts(client: ClientAPI, server: Server) -> None:
