@@ -16,6 +16,8 @@ shared/docs/lancedb-facts.md §2), never by calling :mod:`chroma_serverless.filt
   or lacking a document.
 - On key ``#document`` (in ``where``) and in ``where_document``, ``$contains`` is a case-sensitive
   substring test and ``$regex`` a search (``re.search``) on the document.
+- ``#id`` (the Search API's filters) tests the record's id: ``$eq``/``$in`` hold it, ``$ne``/
+  ``$nin`` do not.
 - ids, where and where_document together select the intersection.
 """
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
 DOCUMENT_KEY = "#document"
+ID_KEY = "#id"
 NEGATIONS = {"$ne": "$eq", "$nin": "$in", "$not_contains": "$contains", "$not_regex": "$regex"}
 ORDERINGS = ("$gt", "$gte", "$lt", "$lte")
 
@@ -86,6 +89,9 @@ def _where(record: Record, where: dict[str, Any]) -> bool:
         operator, operand = "$eq", value
     if key == DOCUMENT_KEY:
         return _document(record.document, operator, operand)
+    if key == ID_KEY:
+        held = record.id in (operand if isinstance(operand, list) else [operand])
+        return not held if operator in NEGATIONS else held
     metadata = record.metadata or {}
     stored = metadata.get(key, MISSING)
     if operator in NEGATIONS:

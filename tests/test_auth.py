@@ -196,7 +196,13 @@ CASES = [
         body={"query_embeddings": [[1.0, 0.0]], "n_results": 1},
     ),
     Case("count", "GET", f"{ACME}/collections/{{acme}}/count", READERS),
-    Case("search", "POST", f"{ACME}/collections/{{acme}}/search", READERS, 501, body={}),
+    Case(
+        "search",
+        "POST",
+        f"{ACME}/collections/{{acme}}/search",
+        READERS,
+        body={"searches": [{"rank": {"$knn": {"query": [1.0, 0.0]}}}]},
+    ),
     Case("reset", "POST", f"{API}/reset", ADMIN),
 ]
 # An admin's reset would wipe the fixtures mid-module; it runs last, in its own test.

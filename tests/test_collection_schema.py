@@ -530,15 +530,12 @@ def test_a_schema_with_default_spann_settings_is_still_default() -> None:
         reconciled({"hnsw": {"space": "ip"}}, sent)
 
 
-def test_sparse_indexes_are_refused_as_on_a_local_server() -> None:
-    sent = {
-        "defaults": {},
-        "keys": {
-            "sparse": {"sparse_vector": {"sparse_vector_index": {"enabled": True, "config": {}}}}
-        },
-    }
-    with pytest.raises(ServerInvalidArgument, match="Sparse vector indexing is not enabled"):
-        reconciled(None, sent)
+def test_a_sparse_index_on_a_key_is_kept() -> None:
+    index = {"enabled": True, "config": {"bm25": True}}
+    sent = {"defaults": {}, "keys": {"sparse": {"sparse_vector": {"sparse_vector_index": index}}}}
+    schema = reconciled(None, sent)
+    assert schema["keys"]["sparse"]["sparse_vector"]["sparse_vector_index"] == index
+    assert collection_schema.sparse_indexes(schema) == {"sparse": True}
 
 
 def test_schema_shape_errors_are_422() -> None:

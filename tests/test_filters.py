@@ -443,6 +443,20 @@ def test_where_on_missing_document_and_metadata(record_store: LanceRecordStore) 
     assert selected(record_store, c, {"k": {"$not_contains": "x"}}) == everyone
 
 
+def test_id_filters_select_by_record_id(record_store: LanceRecordStore) -> None:
+    c = write(record_store, ADVERSARIAL_RECORDS)
+    everyone = {r.id for r in ADVERSARIAL_RECORDS}
+    assert selected(record_store, c, {"#id": "' OR 1=1 --"}) == {"' OR 1=1 --"}
+    assert selected(record_store, c, {"#id": {"$in": ["one", "quote", "ghost"]}}) == {
+        "one",
+        "quote",
+    }
+    assert selected(record_store, c, {"#id": {"$nin": ["one", "ghost"]}}) == everyone - {"one"}
+    either = {"$or": [{"#id": {"$eq": "plain"}}, {"k": "x"}]}
+    assert selected(record_store, c, either) == {"plain"}
+    assert selected(record_store, c, {"#id": {"$ne": "none"}}) == everyone - {"none"}
+
+
 def test_delete_with_malicious_where_deletes_only_the_match(
     record_store: LanceRecordStore,
 ) -> None:

@@ -7,7 +7,6 @@ import struct
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from chroma_serverless.app import create_app
@@ -402,10 +401,9 @@ def test_unparseable_json_and_wrong_shapes(api: TestClient) -> None:
     assert_error(response, 422, "ChromaError", "Failed to deserialize the JSON body")
 
 
-@pytest.mark.parametrize("op", ["search"])
-def test_unsupported_operations_are_501(api: TestClient, op: str) -> None:
+def test_search_without_searches_is_422(api: TestClient) -> None:
     collection = create(api)
-    assert_error(records(api, collection, op), 501, "ChromaError")
+    assert_error(records(api, collection, "search"), 422, "ChromaError")
 
 
 def test_search_knobs_map_to_the_index(api: TestClient) -> None:

@@ -136,9 +136,12 @@ BODIES: dict[str, Any] = {
     "Get": {"where": {"k": 1}},
     "Query": {"query_embeddings": [[1.0, 0.0]], "n_results": 1},
     "Delete": {"ids": ["r1"]},
+    "Search": {
+        "searches": [{"rank": {"$knn": {"query": [1.0, 0.0]}}, "select": {"keys": ["#score"]}}]
+    },
     "RestoreCollection": {"to": "2100-01-01T00:00:00"},
 }
-STATUS = {"Add": 201, "Search": 501, "V1": 410, "Unknown": 404}
+STATUS = {"Add": 201, "V1": 410, "Unknown": 404}
 
 
 @pytest.mark.parametrize(

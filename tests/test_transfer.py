@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from chromadb.base_types import SparseVector
 
 from chroma_serverless.cli import AWS_LOCAL_BUCKET, AWS_LOCAL_TABLE
 from tests.conftest import Server, close_chroma_clients, run_async
@@ -242,6 +243,9 @@ def source_collection(client: ClientAPI) -> Any:
             "strs": ["a", f"b{i}"],
             "mixed": i if i % 2 else f"s{i}",  # one key, values of two types
             "ünï côdé.key": "x",
+            "sparse": SparseVector([i, i + 7], [0.25, i / 7], ["a", "b"] if i % 3 else None),
+            # ... and one whose values are a sparse vector or a number
+            "either": SparseVector([1], [0.5]) if i % 5 == 0 else 2.5,
         }
         metadatas.append(None if i % 50 == 7 else metadata)
     collection.add(

@@ -28,7 +28,6 @@ from chroma_serverless.errors import (
     InvalidRequestBodyError,
     MethodNotAllowedError,
     RouteNotFoundError,
-    UnimplementedError,
 )
 from chroma_serverless.request_telemetry import RequestTelemetry
 
@@ -57,12 +56,14 @@ PLANES: tuple[Plane, ...] = ("control", "data")
 
 
 class JSON(Response):
-    """orjson with numpy support: embeddings leave as float32 arrays without a Python copy."""
+    """orjson with numpy support: embeddings leave as float32 arrays without a Python copy;
+    sparse vectors leave in Chroma's tagged form."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+        return orjson.dumps(content, default=wire.json_default, option=options)
 
 
 def build_app(settings: Settings, planes: Collection[Plane] = PLANES) -> FastAPI:
@@ -549,9 +550,9 @@ def record_router(service: Service, route_class: type[APIRoute]) -> APIRouter:
         return JSON(service.count(service.collection(tenant, database, collection_id)))
 
     @router.post(COLLECTION + "/search")
-    def search(tenant: str, database: str, collection_id: str) -> JSON:
-        service.collection(tenant, database, collection_id)
-        raise UnimplementedError("The search API is not supported yet; use query")
+    def search(tenant: str, database: str, collection_id: str, body: wire.SearchRecords) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        return JSON(wire.search_json(service.search(collection, body.request())))
 
     return router
 

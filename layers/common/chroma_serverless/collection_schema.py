@@ -137,10 +137,6 @@ def reconcile(schema: Json | None, internal: Json) -> Json:
     if schema is not None and not is_default(schema) and not config_default:
         raise InvalidArgumentError("Cannot set both collection config and schema simultaneously")
     merged = _merge_with_defaults(schema)
-    if _sparse_index_enabled(merged):
-        raise InvalidArgumentError(
-            "Invalid schema input: Sparse vector indexing is not enabled in local"
-        )
     if not config_default:
         return default_schema(internal["hnsw"], internal["embedding_function"])
     if is_default(merged):
@@ -350,6 +346,51 @@ def _check_schema_hnsw(hnsw: Json) -> None:
             )
 
 
-def _sparse_index_enabled(schema: Json) -> bool:
-    every = [schema["defaults"], *schema["keys"].values()]
-    return any(_enabled(types, "sparse_vector", "sparse_vector_index") for types in every)
+# ---------------------------------------------------------------------------- reading
+# What a collection's schema allows a read (Rust: Schema::is_metadata_type_index_enabled and
+# its callers): a filter needs the inverted index of its key and value type, a sparse knn
+# needs a sparse vector index on its key; a key without its own setting uses the defaults.
+
+# Value types as Chroma's errors name them (Rust's MetadataValueType), with the schema's value
+# type and index for each.
+VALUE_TYPES = {
+    "Bool": ("bool", "bool_inverted_index"),
+    "Int": ("int", "int_inverted_index"),
+    "Float": ("float", "float_inverted_index"),
+    "Str": ("string", "string_inverted_index"),
+    "SparseVector": ("sparse_vector", "sparse_vector_index"),
+}
+
+
+def sparse_indexes(schema: Json | None) -> dict[str, bool]:
+    """The keys with an enabled sparse vector index, each with its ``bm25`` setting."""
+    found = {}
+    for key, types in (schema or {}).get("keys", {}).items():
+        index = types.get("sparse_vector", {}).get("sparse_vector_index")
+        if index is not None and index["enabled"]:
+            found[key] = bool(index["config"].get("bm25", False))
+    return found
+
+
+def check_indexed(schema: Json | None, key: str, value_type: str) -> None:
+    """Raise Chroma's error if ``key``'s values of ``value_type`` (a ``VALUE_TYPES`` name)
+    are not indexed, so cannot be filtered on (or searched, for sparse vectors)."""
+    if schema is None:
+        return
+    kind, index = VALUE_TYPES[value_type]
+    for types in (schema["keys"].get(key), schema["defaults"]):
+        found = None if types is None else types.get(kind, {}).get(index)
+        if found is not None:
+            if not found["enabled"]:
+                raise InvalidArgumentError(
+                    f"Cannot filter using metadata key '{key}' with type '{value_type}' because "
+                    "indexing is disabled"
+                )
+            return
+
+
+def full_text_search_enabled(schema: Json | None) -> bool:
+    """Whether ``#document`` filters may run (its ``fts_index``, enabled by default)."""
+    if schema is None:
+        return True
+    return _enabled(schema["keys"].get(DOCUMENT_KEY, {}), "string", "fts_index") is not False

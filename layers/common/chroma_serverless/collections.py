@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chroma_serverless import collection_schema
+from chroma_serverless import collection_schema, sparse_vectors
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import check_scalar, is_scalar
-from chroma_serverless.types import Collection
+from chroma_serverless.types import Collection, SparseVector
 
 if TYPE_CHECKING:
     from chroma_serverless.types import Metadata
@@ -15,15 +15,25 @@ if TYPE_CHECKING:
 MAX_KEY = 256  # metadata keys become column names
 
 
-def validate_metadata(metadata: object, what: str = "metadata", allow_none: bool = False) -> Any:
-    """Check a metadata dict; ``{}`` becomes ``None``. ``allow_none`` admits ``None`` values."""
+def validate_metadata(
+    metadata: object, what: str = "metadata", allow_none: bool = False, sparse: bool = False
+) -> Any:
+    """Check a metadata dict; ``{}`` becomes ``None``. ``allow_none`` admits ``None`` values;
+    ``sparse`` (records) admits sparse vectors, returned as :class:`SparseVector` values."""
     if metadata is None:
         return None
     if not isinstance(metadata, dict):
         raise InvalidArgumentError(f"Expected {what} to be a dict or None, got {metadata}")
+    if sparse and any(sparse_vectors.is_tagged(v) for v in metadata.values()):
+        metadata = {
+            k: sparse_vectors.parse(v, f"{what} value for key {k!r}")
+            if sparse_vectors.is_tagged(v)
+            else v
+            for k, v in metadata.items()
+        }
     for key, value in metadata.items():
         check_metadata_key(key, what)
-        if value is None and allow_none:
+        if (value is None and allow_none) or isinstance(value, SparseVector):
             continue
         if isinstance(value, list):
             if not value or not all(is_scalar(x) and type(x) is type(value[0]) for x in value):
@@ -37,8 +47,8 @@ def validate_metadata(metadata: object, what: str = "metadata", allow_none: bool
             check_scalar(value, f"{what} value for key {key!r}")
         else:
             raise InvalidArgumentError(
-                f"Expected {what} value for key {key!r} to be a str, int, float, bool or a list "
-                f"of those, got {value}"
+                f"Expected {what} value for key {key!r} to be a str, int, float, bool, a list "
+                f"of those{' or a sparse vector' if sparse else ''}, got {value}"
             )
     return metadata or None
 

@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chroma_serverless import layout
+from chroma_serverless import layout, sparse_vectors
 from chroma_serverless.collections import check_metadata_key, validate_metadata
 from chroma_serverless.errors import InvalidArgumentError
-from chroma_serverless.types import RecordBatch
+from chroma_serverless.types import RecordBatch, SparseVector
 from chroma_serverless.wire import check_unique
 
 if TYPE_CHECKING:
@@ -33,7 +33,18 @@ SCALAR_TYPES: dict[str, pa.DataType] = {
     "f": pa.float64(),
     "b": pa.bool_(),
 }
-KIND_TYPES = {**SCALAR_TYPES, **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()}}
+SPARSE_TYPE = pa.struct(
+    [
+        pa.field("indices", pa.list_(pa.uint32())),
+        pa.field("values", pa.list_(pa.float32())),
+        pa.field("tokens", pa.list_(pa.string())),
+    ]
+)
+KIND_TYPES = {
+    **SCALAR_TYPES,
+    **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()},
+    layout.SPARSE: SPARSE_TYPE,
+}
 
 MetadataColumns = dict[tuple[str, str], pa.Array]
 
@@ -99,13 +110,13 @@ class ColumnBatch:
 
     def metadatas(self) -> list[Metadata | None]:
         rows: list[dict[str, Any] | None] = [None] * len(self)
-        for (key, _), values in self.metadata.items():
+        for (key, kind), values in self.metadata.items():
             for i, value in enumerate(values.to_pylist()):
                 if value is not None:
                     row = rows[i]
                     if row is None:
                         row = rows[i] = {}
-                    row[key] = value
+                    row[key] = sparse_vector(value) if kind == layout.SPARSE else value
         return rows
 
     def to_record_batch(self) -> RecordBatch:
@@ -167,6 +178,13 @@ def checked(
 
 
 def _check_values(key: str, kind: str, values: pa.Array) -> None:
+    if kind == layout.SPARSE:
+        for value in values.drop_null().to_pylist():
+            tagged = {k: v for k, v in value.items() if v is not None}
+            sparse_vectors.parse(
+                {sparse_vectors.TYPE_KEY: sparse_vectors.TYPE_VALUE, **tagged},
+                f"metadata value for key {key!r}",
+            )
     if kind in ("f", "fa"):
         flat = values.flatten() if kind == "fa" else values
         finite = pc.is_finite(flat.drop_null())
@@ -190,8 +208,10 @@ def metadata_columns(metadatas: Sequence[Mapping[str, Any] | None]) -> MetadataC
     """Typed columns of per-record metadata dicts (validated with Chroma's rules)."""
     found: dict[tuple[str, str], dict[int, Any]] = {}
     for row, metadata in enumerate(metadatas):
-        for key, value in (validate_metadata(metadata) or {}).items():
-            found.setdefault((key, layout.value_kind(value)), {})[row] = value
+        for key, value in (validate_metadata(metadata, sparse=True) or {}).items():
+            kind = layout.value_kind(value)
+            stored = sparse_struct(value) if isinstance(value, SparseVector) else value
+            found.setdefault((key, kind), {})[row] = stored
     columns: MetadataColumns = {}
     for (key, kind), values in found.items():
         full = [values.get(row) for row in range(len(metadatas))]
@@ -217,3 +237,16 @@ def vectors_of(rows: Sequence[Any]) -> pa.Array | None:
     missing = np.ones(len(rows), dtype=bool)
     missing[present] = False
     return fixed_size_vectors(matrix, missing)
+
+
+def sparse_struct(vector: SparseVector) -> dict[str, Any]:
+    """A sparse vector as its struct column holds it."""
+    return {"indices": vector.indices, "values": vector.values, "tokens": vector.tokens}
+
+
+def sparse_vector(stored: Mapping[str, Any]) -> SparseVector:
+    """A sparse vector as its struct column holds it (indices, values, tokens or null)."""
+    tokens = stored["tokens"]
+    return SparseVector(
+        tuple(stored["indices"]), tuple(stored["values"]), None if tokens is None else tuple(tokens)
+    )

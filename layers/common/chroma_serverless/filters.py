@@ -4,8 +4,10 @@ Validation raises :class:`InvalidArgumentError` with Chroma's wording. Translati
 typed-column layout of :mod:`chroma_serverless.layout`. User text reaches SQL only as a quoted
 string literal (single quotes doubled) and keys only as encoded, backtick-quoted identifiers, so a
 key or value containing quotes, backslashes, ``%``, ``_`` or SQL fragments filters exactly as
-written. Semantics follow Chroma: ``$ne``/``$nin``/``$not_contains``/``$not_regex`` also match
-records lacking the key or document; int and float compare numerically; bool never equals a number.
+written. ``#document`` filters the document and ``#id`` the record's id (``$eq``, ``$ne``,
+``$in``, ``$nin``). Semantics follow Chroma: ``$ne``/``$nin``/``$not_contains``/``$not_regex``
+also match records lacking the key or document; int and float compare numerically; bool never
+equals a number.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 FIELD_OPERATORS = ("$eq", "$ne", "$in", "$nin", "$contains", "$not_contains", *COMPARISONS)
 DOCUMENT_OPERATORS = ("$contains", "$not_contains", "$regex", "$not_regex")
 DOCUMENT_KEY = "#document"
+ID_KEY = "#id"  # the record's id, in the Search API's filters
+ID_OPERATORS = ("$eq", "$ne", "$in", "$nin")
 NEGATIONS = {"$ne": "$eq", "$nin": "$in", "$not_contains": "$contains", "$not_regex": "$regex"}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_DEPTH = 64
@@ -64,6 +68,12 @@ def validate_where(where: object, depth: int = 0) -> None:
         raise InvalidArgumentError(
             f"Expected where key to be a metadata key or $and/$or, got {key}"
         )
+    if key.startswith("#") and key not in (DOCUMENT_KEY, ID_KEY):
+        raise InvalidArgumentError(
+            f"Expected where key to be a metadata key, {DOCUMENT_KEY} or {ID_KEY}, got {key}"
+        )
+    if key == ID_KEY and not isinstance(value, dict | str):
+        raise InvalidArgumentError(f"Expected where value for {ID_KEY} to be a str, got {value}")
     if isinstance(value, dict):
         if len(value) != 1:
             raise InvalidArgumentError(
@@ -88,6 +98,24 @@ def _validate_logical(key: str, value: object, what: str) -> None:
 
 
 def _validate_operand(key: str, operator: str, operand: object) -> None:
+    if key == ID_KEY:
+        if operator not in ID_OPERATORS:
+            raise InvalidArgumentError(
+                f"Expected where operator for {ID_KEY} to be one of {', '.join(ID_OPERATORS)}, "
+                f"got {operator}"
+            )
+        strings = operand if operator in ("$in", "$nin") else [operand]
+        if (
+            not isinstance(strings, list)
+            or not strings
+            or not all(isinstance(i, str) for i in strings)
+        ):
+            raise InvalidArgumentError(
+                f"Expected where operand value for {ID_KEY} {operator} to be "
+                f"{'a non-empty list of str' if operator in ('$in', '$nin') else 'a str'}, "
+                f"got {operand}"
+            )
+        return
     if key == DOCUMENT_KEY:
         if operator not in DOCUMENT_OPERATORS:
             raise InvalidArgumentError(
@@ -220,7 +248,14 @@ class _Translator:
             operator, operand = "$eq", value
         if key == DOCUMENT_KEY:
             return self.document(operator, operand)
+        if key == ID_KEY:
+            return self.record_id(operator, operand)
         return self.field(key, operator, operand)
+
+    def record_id(self, operator: str, operand: str | list[str]) -> str:
+        if operator in NEGATIONS:
+            return f"({self.record_id(NEGATIONS[operator], operand)}) IS NOT TRUE"
+        return self.ids(operand if isinstance(operand, list) else [operand])
 
     def where_document(self, where_document: WhereDocument) -> str:
         ((operator, operand),) = where_document.items()

@@ -1,10 +1,12 @@
 """How a collection's records are laid out as columns of one LanceDB table.
 
 Fixed columns: ``id`` (non-null string, the table's primary key), ``seq`` (insertion order),
-``embedding`` (fixed-size float32 list), ``document`` and ``uri`` (nullable strings).
+``embedding`` (fixed-size float32 list), ``document`` and ``uri`` (nullable strings), ``written``
+(when the row was last written).
 
 Metadata uses **one typed column per (key, value type)**: ``ms_<key>`` string, ``mi_<key>`` int64,
-``mf_<key>`` float64, ``mb_<key>`` bool and ``msa_``/``mia_``/``mfa_``/``mba_`` for arrays of those.
+``mf_<key>`` float64, ``mb_<key>`` bool, ``msa_``/``mia_``/``mfa_``/``mba_`` for arrays of those and
+``msv_<key>`` for sparse vectors (a struct of u32 indices, f32 values and optional tokens).
 A record holds a value in at most one column per key; every other column of that key is NULL.
 Measured on LanceDB 0.40 (shared/docs/lancedb-facts.md §2), typed columns filter 10-40x faster than
 a JSON column, can carry scalar indexes, and give Chroma's typing for free: int and float compare
@@ -21,6 +23,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from chroma_serverless.types import SparseVector
+
 if TYPE_CHECKING:
     from chroma_serverless.types import MetadataValue
 
@@ -32,13 +36,17 @@ URI = "uri"
 # return records in insertion order (as Chroma does) although an update rewrites the row at the
 # end of the table.
 SEQ = "seq"
+# When the row was last written (ns since the epoch, taken as the write starts): lets a reader of
+# an index built from an earlier table version find the rows written since (records/sparse.py).
+WRITTEN = "written"
 DISTANCE = "_distance"
 
 SCALAR_KINDS = ("s", "i", "f", "b")  # str, int64, float64, bool
-KINDS = (*SCALAR_KINDS, *(kind + "a" for kind in SCALAR_KINDS))  # and lists of each
+SPARSE = "sv"
+KINDS = (*SCALAR_KINDS, *(kind + "a" for kind in SCALAR_KINDS), SPARSE)  # lists, sparse vectors
 
 _PLAIN = re.compile(rb"[A-Za-z0-9]")
-_COLUMN = re.compile(r"m(s|i|f|b|sa|ia|fa|ba)_([A-Za-z0-9_]*)\Z")
+_COLUMN = re.compile(r"m(s|i|f|b|sa|ia|fa|ba|sv)_([A-Za-z0-9_]*)\Z")
 _ESCAPE = re.compile(rb"_([0-9A-F]{2})")
 
 
@@ -56,6 +64,8 @@ def scalar_kind(value: object) -> str:
 
 
 def value_kind(value: MetadataValue) -> str:
+    if isinstance(value, SparseVector):
+        return SPARSE
     if isinstance(value, list):
         return scalar_kind(value[0]) + "a"
     return scalar_kind(value)

@@ -21,6 +21,7 @@ from chroma_serverless import layout
 from chroma_serverless.filters import (
     COMPARISONS,
     DOCUMENT_KEY,
+    ID_KEY,
     INT64_MAX,
     INT64_MIN,
     LOGICAL,
@@ -77,7 +78,14 @@ class _Evaluator:
         operator, operand = next(iter(value.items())) if isinstance(value, dict) else ("$eq", value)
         if key == DOCUMENT_KEY:
             return self.document(operator, operand)
+        if key == ID_KEY:
+            return self.record_id(operator, operand)
         return self.field(key, operator, operand)
+
+    def record_id(self, operator: str, operand: str | list[str]) -> Mask:
+        if operator in NEGATIONS:
+            return ~self.record_id(NEGATIONS[operator], operand)
+        return self.ids(operand if isinstance(operand, list) else [operand])
 
     def where_document(self, where_document: WhereDocument) -> Mask:
         ((operator, operand),) = where_document.items()

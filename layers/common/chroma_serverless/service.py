@@ -19,6 +19,7 @@ from chroma_serverless import (
     forks,
     observability,
     schema_validation,
+    searches,
 )
 from chroma_serverless.auth import can_see_database
 from chroma_serverless.errors import (
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from chroma_serverless.columnar import ColumnBatch
     from chroma_serverless.maintenance import Maintainer
     from chroma_serverless.records import RecordStore
+    from chroma_serverless.searches import Found, Search
     from chroma_serverless.settings import Settings
     from chroma_serverless.types import (
         Database,
@@ -254,6 +256,15 @@ class Service:
             result = self.records.query(collection, request)
         observability.count(observability.RECORDS_RETURNED, sum(len(ids) for ids in result.ids))
         return result
+
+    def search(self, collection: Collection, requests: list[Search]) -> list[Found]:
+        """Every search is checked before any runs."""
+        for request in requests:
+            searches.check(request, collection)
+        with observability.timed(observability.QUERY_TIME):
+            found = [searches.run(self.records, collection, request) for request in requests]
+        observability.count(observability.RECORDS_RETURNED, sum(len(f.ids) for f in found))
+        return found
 
     def delete(self, collection: Collection, request: DeleteRequest) -> int:
         deleted = self.records.delete(collection, request)

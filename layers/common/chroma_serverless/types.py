@@ -12,7 +12,19 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 MetadataScalar = str | int | float | bool
-MetadataValue = MetadataScalar | list[str] | list[int] | list[float] | list[bool]
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector metadata value (Chroma's ``{"#type": "sparse_vector", ...}``): term ids
+    in strictly ascending order, one weight per term, and optionally the term's text."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+    tokens: tuple[str, ...] | None = None
+
+
+MetadataValue = MetadataScalar | list[str] | list[int] | list[float] | list[bool] | SparseVector
 Metadata = dict[str, MetadataValue]
 # On update/upsert a ``None`` value removes the key.
 UpdateMetadata = dict[str, MetadataValue | None]

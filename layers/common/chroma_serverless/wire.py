@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from chroma_serverless import checks
+from chroma_serverless import checks, searches, sparse_vectors
 from chroma_serverless.collections import validate_metadata
 from chroma_serverless.errors import (
     BatchSizeExceededError,
@@ -24,8 +24,12 @@ from chroma_serverless.types import (
     Include,
     QueryRequest,
     RecordBatch,
+    SparseVector,
     Vectors,
 )
+
+if TYPE_CHECKING:
+    from chroma_serverless.searches import Found, Search
 
 Embedding = list[float] | str
 
@@ -94,7 +98,9 @@ class Records(Body):
         check_unique(self.ids)
         metadatas = None
         if self.metadatas is not None:
-            metadatas = [validate_metadata(m, allow_none=merge_metadata) for m in self.metadatas]
+            metadatas = [
+                validate_metadata(m, allow_none=merge_metadata, sparse=True) for m in self.metadatas
+            ]
         return RecordBatch(
             ids=self.ids,
             embeddings=_batch_vectors(self.embeddings),
@@ -155,6 +161,35 @@ class DeleteRecords(FilterBody):
             )
         checks.count(self.limit, "limit")
         return DeleteRequest(self.filter(), self.limit)
+
+
+class SearchRecords(Body):
+    searches: list[Any]
+    # Every read sees every acknowledged write, so all levels read the same.
+    read_level: Literal["index_and_wal", "index_only", "index_and_bounded_wal"] = "index_and_wal"
+
+    def request(self) -> list[Search]:
+        return [searches.parse(search, i) for i, search in enumerate(self.searches)]
+
+
+def search_json(found: list[Found]) -> dict[str, Any]:
+    """The Search API's response: one entry per search in each column, ``null`` for a column
+    the search did not select."""
+    return {
+        "ids": [f.ids for f in found],
+        "documents": [f.documents for f in found],
+        "embeddings": [f.embeddings for f in found],
+        "metadatas": [f.metadatas for f in found],
+        "scores": [f.scores for f in found],
+        "select": [list(f.select) for f in found],
+    }
+
+
+def json_default(value: object) -> Any:
+    """orjson's fallback: the values it cannot write itself (sparse vectors)."""
+    if isinstance(value, SparseVector):
+        return sparse_vectors.to_wire(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def check_unique(ids: list[str]) -> None:

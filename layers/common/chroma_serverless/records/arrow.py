@@ -10,12 +10,16 @@ import pyarrow as pa
 
 from chroma_serverless import layout
 from chroma_serverless.columnar import KIND_TYPES as KIND_TYPES  # the store's column types
-from chroma_serverless.types import Filter, GetResult
+from chroma_serverless.columnar import sparse_struct, sparse_vector
+from chroma_serverless.types import Filter, GetResult, SparseVector
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from chroma_serverless.types import Include, Metadata, RecordBatch, UpdateMetadata, Vectors
+
+# Nullable: rows of tables created before the column existed have no value.
+WRITTEN_FIELD = pa.field(layout.WRITTEN, pa.int64(), nullable=True)
 
 
 def base_schema(dimension: int) -> pa.Schema:
@@ -26,6 +30,7 @@ def base_schema(dimension: int) -> pa.Schema:
             pa.field(layout.EMBEDDING, pa.list_(pa.float32(), dimension), nullable=True),
             pa.field(layout.DOCUMENT, pa.string(), nullable=True),
             pa.field(layout.URI, pa.string(), nullable=True),
+            WRITTEN_FIELD,
         ]
     )
 
@@ -90,7 +95,11 @@ def value_of_kind(metadata: Metadata | None, key: str, kind: str) -> Any:
     if not metadata or key not in metadata:
         return None
     value = metadata[key]
-    return value if layout.value_kind(value) == kind else None
+    if layout.value_kind(value) != kind:
+        return None
+    if isinstance(value, SparseVector):
+        return sparse_struct(value)
+    return value
 
 
 def vectors_array(vectors: list[Vectors | None], dimension: int) -> pa.Array:
@@ -122,6 +131,8 @@ def records(data: pa.Table) -> list[dict[str, Any]]:
             values: Any = flat.reshape(len(column), column.type.list_size)
         else:
             values = data.column(name).to_pylist()
+            if parsed is not None and parsed[1] == layout.SPARSE:
+                values = [None if v is None else sparse_vector(v) for v in values]
         for record, value in zip(records, values, strict=True):
             if parsed is None:
                 record[name] = value

@@ -21,11 +21,17 @@ def metadata_fields(batch: ColumnBatch) -> list[pa.Field]:
 
 
 def to_layout(batch: ColumnBatch, first_seq: int, schema: pa.Schema) -> pa.Table:
-    """The batch as new rows of a table with ``schema`` (which has every metadata column of the
-    batch): sequence numbers from ``first_seq`` on, absent columns left out (null)."""
+    """The batch as new rows of a table with ``schema`` (which has every column of the batch
+    and ``written``): sequence numbers from ``first_seq`` on, written at ``first_seq`` (the
+    time the write started), absent columns left out (null)."""
     assert batch.embeddings is not None and batch.embeddings.null_count == 0
     seq = np.arange(first_seq, first_seq + len(batch), dtype=np.int64)
-    arrays = {layout.ID: batch.ids, layout.SEQ: pa.array(seq), layout.EMBEDDING: batch.embeddings}
+    arrays = {
+        layout.ID: batch.ids,
+        layout.SEQ: pa.array(seq),
+        layout.EMBEDDING: batch.embeddings,
+        layout.WRITTEN: pa.array(np.full(len(batch), first_seq, dtype=np.int64)),
+    }
     if batch.documents is not None:
         arrays[layout.DOCUMENT] = batch.documents
     if batch.uris is not None:
@@ -67,8 +73,8 @@ def metadata_kinds(schema: pa.Schema) -> list[tuple[str, str]]:
 
 
 def data_columns(names: Iterable[str]) -> list[str]:
-    """Every stored column a record is made of (all but the insertion sequence)."""
-    return [name for name in names if name != layout.SEQ]
+    """Every stored column a record is made of (not the insertion sequence or write time)."""
+    return [name for name in names if name not in (layout.SEQ, layout.WRITTEN)]
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:

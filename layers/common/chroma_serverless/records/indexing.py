@@ -43,10 +43,10 @@ def maintain(
     committed between its steps makes the caller start over, from what is already built).
 
     Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows, a scalar
-    index on every metadata column (BTree; Bitmap for bools; LabelList for lists) and on
-    ``id``/``seq``; then ``optimize`` folds new rows into the indexes, compacts small
-    fragments and removes versions older than the retention window (none while a fork pins
-    an older one).
+    index on every metadata column (BTree; Bitmap for bools; LabelList for lists; none for
+    sparse vectors) and on ``id``/``seq``/``written``; then ``optimize`` folds new rows into
+    the indexes, compacts small fragments and removes versions older than the retention window
+    (none while a fork pins an older one).
     """
     report: dict[str, Any] = {"rows": int(table.count_rows())}
     if growing and report["rows"] >= policy.threshold:
@@ -69,10 +69,15 @@ def maintain(
         with engine_errors():
             table.create_index(layout.EMBEDDING, config=config)
         report["vector_index"] = "built"
-    scalar = [n for n in table.schema.names if n not in (layout.EMBEDDING, layout.DOCUMENT)]
+    scalar = [
+        f.name
+        for f in table.schema
+        if f.name not in (layout.EMBEDDING, layout.DOCUMENT, layout.URI)
+        and not pa.types.is_struct(f.type)  # sparse vectors: records/sparse.py indexes them
+    ]
     for name in scalar:
         scalar_index = _scalar_index(table.schema.field(name).type)
-        if (name,) not in indexed and name != layout.URI and scalar_index is not None:
+        if (name,) not in indexed and scalar_index is not None:
             table.create_index(name, config=scalar_index)
             report.setdefault("scalar_indexes", []).append(name)
     stats = table.stats()

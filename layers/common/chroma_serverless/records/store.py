@@ -14,7 +14,7 @@ from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import to_sql
 from chroma_serverless.masks import row_mask
-from chroma_serverless.records import arrow, bulk, clones, indexing, search
+from chroma_serverless.records import arrow, bulk, clones, indexing, search, sparse
 from chroma_serverless.records.engine import (
     Descriptions,
     engine_errors,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Include,
         QueryRequest,
         RecordBatch,
+        SparseVector,
     )
 
 SCHEMA_RETRIES = 10
@@ -75,8 +76,9 @@ class RecordStore(Protocol):
         left for a later run."""
 
     def index_status(self, collection: Collection) -> tuple[int, int]:
-        """(rows in the vector index, rows searched by scan); all rows count as indexed while
-        the collection is below the index threshold, since exact search is then the plan."""
+        """(rows in every index, rows some search scans: in neither the vector index nor a
+        sparse index); all rows count as indexed while the collection is below the index
+        threshold, since exact search is then the plan."""
 
     def drop(self, collection_id: str) -> bool:
         """Remove every record of a collection (a no-op if it has none); ``False`` if some
@@ -96,6 +98,19 @@ class RecordStore(Protocol):
 
     def collection_ids(self) -> list[str]:
         """Ids of the collections that have stored records."""
+
+    def sparse_knn(
+        self,
+        collection: Collection,
+        key: str,
+        vector: SparseVector,
+        limit: int,
+        request_filter: Filter,
+        bm25: bool,
+    ) -> list[tuple[str, float]]:
+        """The ``limit`` records matching the filter nearest to ``vector`` by their sparse
+        vector under ``key`` (``1 - dot``; with ``bm25`` the query is weighted by IDF), among
+        those sharing a term with it: ``(id, distance)``, ascending, ties in insertion order."""
 
     def upsert_columns(self, collection: Collection, batch: ColumnBatch) -> None:
         """:meth:`upsert` of a column batch in which every record has an embedding."""
@@ -135,6 +150,9 @@ class LanceRecordStore:
         self._lock = threading.Lock()
         self._memory = MemoryTier(self._db, self.policy)
         self._creating = threading.Lock()
+        self._sparse = sparse.SparseIndexes(
+            sparse.IndexFiles(uri, storage_options or {}), self.policy.memory_mb * 2**20
+        )
 
     # ------------------------------------------------------------------ writes
 
@@ -233,6 +251,7 @@ class LanceRecordStore:
             self._tables.pop(collection_id, None)
             self._described.clear()
         self._memory.discard(collection_id)
+        self._sparse.forget(collection_id)
         for attempt in range(DROP_RETRIES):
             try:
                 self._db.drop_table(collection_id)
@@ -252,6 +271,7 @@ class LanceRecordStore:
             self._tables.clear()
             self._described.clear()
         self._memory.clear()
+        self._sparse.forget()
         try:
             self._db.drop_all_tables()
         except (RuntimeError, OSError, ValueError):  # a maintainer writing: one table at a time
@@ -384,14 +404,21 @@ class LanceRecordStore:
         table = self._open(collection.id)
         if table is None:
             return 0, 0
-        return indexing.index_status(table, self._described.of(table), self.policy)
+        indexed, unindexed = indexing.index_status(table, self._described.of(table), self.policy)
+        missed = self._sparse.unindexed(table, collection, self.policy)
+        if missed > unindexed:
+            return indexed + unindexed - missed, missed
+        return indexed, unindexed
 
     @retry_on_conflict
     def maintain(self, collection: Collection, growing: bool = False) -> dict[str, Any]:
         table = self._open(collection.id)
         if table is None:
             return {"rows": 0}
-        return indexing.maintain(table, collection, self.policy, growing)
+        report = indexing.maintain(table, collection, self.policy, growing)
+        if not report.get("deferred"):
+            report.update(self._sparse.maintain(table, collection, self.policy))
+        return report
 
     def _rows_by_id(self, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored rows of ``ids``, to merge into."""
@@ -511,7 +538,8 @@ class LanceRecordStore:
             for key, value in (row["metadata"] or {}).items()
         }
         schema = self._ensure_columns(
-            table, [arrow.metadata_field(k, kind) for k, kind in wanted.values()]
+            table,
+            [arrow.WRITTEN_FIELD, *(arrow.metadata_field(k, kind) for k, kind in wanted.values())],
         )
         if full:
             for name in schema.names:
@@ -525,6 +553,7 @@ class LanceRecordStore:
             layout.EMBEDDING: arrow.vectors_array(
                 [row["embedding"] for row in rows], collection.dimension
             ),
+            layout.WRITTEN: pa.array([time.time_ns()] * len(rows), pa.int64()),
         }
         for column in (layout.DOCUMENT, layout.URI):
             if full or column in sent:
@@ -533,6 +562,26 @@ class LanceRecordStore:
             values = [arrow.value_of_kind(row["metadata"], key, kind) for row in rows]
             arrays[name] = pa.array(values, arrow.KIND_TYPES[kind])
         return pa.table(arrays, schema=pa.schema([schema.field(name) for name in arrays]))
+
+    # ------------------------------------------------------------------ sparse vectors
+
+    def sparse_knn(
+        self,
+        collection: Collection,
+        key: str,
+        vector: SparseVector,
+        limit: int,
+        request_filter: Filter,
+        bm25: bool,
+    ) -> list[tuple[str, float]]:
+        table = self._open(collection.id)
+        if table is None or not vector.indices:
+            return []
+        snapshot = self._memory.current(collection, table)
+        with engine_errors():
+            return self._sparse.nearest(
+                table, snapshot, collection.id, key, vector, limit, request_filter, bm25
+            )
 
     # ------------------------------------------------------------------ bulk and versions
 
@@ -547,7 +596,7 @@ class LanceRecordStore:
     def _insert_new(self, collection: Collection, batch: ColumnBatch) -> list[int]:
         """Insert the records whose ids are new; returns the positions of those it left alone."""
         table = self._writable(collection)
-        schema = self._ensure_columns(table, bulk.metadata_fields(batch))
+        schema = self._ensure_columns(table, [arrow.WRITTEN_FIELD, *bulk.metadata_fields(batch)])
         first = time.time_ns()
         data = bulk.to_layout(batch, first, schema)
         with engine_errors():

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chroma_serverless import columnar
+from chroma_serverless import columnar, layout
 from chroma_serverless.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -238,6 +238,8 @@ def _kind(kind: pa.DataType) -> str | None:
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or _fixed_list(kind):
         item = _kind(kind.value_type)
         return None if item is None or item.endswith("a") else item + "a"
+    if pa.types.is_struct(kind) and {"indices", "values"} <= {f.name for f in kind}:
+        return layout.SPARSE
     if pa.types.is_null(kind):
         return None
     raise ValueError(kind)
@@ -258,8 +260,9 @@ def _add_key(metadata: MetadataColumns, key: str, values: pa.Array | None) -> No
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     try:
+        values = _sparse(values) if kind == layout.SPARSE else values
         values = values.cast(columnar.KIND_TYPES[kind])
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InvalidArgumentError(f"Metadata column {key!r}: {exc}") from exc
     if kind == "f":
         values = pc.if_else(pc.is_nan(values), None, values)
@@ -268,6 +271,17 @@ def _add_key(metadata: MetadataColumns, key: str, values: pa.Array | None) -> No
     if (key, kind) in metadata:
         raise InvalidArgumentError(f"Metadata key {key!r} comes from two columns")
     metadata[(key, kind)] = values
+
+
+def _sparse(values: pa.Array) -> pa.Array:
+    """A struct column of sparse vectors with the store's fields (``tokens`` may be absent)."""
+    children = {f.name: child for f, child in zip(values.type, values.flatten(), strict=True)}
+    tokens = children.get("tokens", pa.nulls(len(values), pa.list_(pa.string())))
+    return pa.StructArray.from_arrays(
+        [children["indices"], children["values"], tokens],
+        names=["indices", "values", "tokens"],
+        mask=values.is_null(),
+    )
 
 
 def _whole_metadata(metadata: MetadataColumns, values: pa.Array) -> None:

@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chroma_serverless import wire
 from chroma_serverless.restore import point_at
 from chroma_serverless.transfer import manifest
 from chroma_serverless.transfer.columns import (
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from chroma_serverless.transfer.endpoints import Endpoint
     from chroma_serverless.transfer.files import Format, Location
     from chroma_serverless.transfer.progress import Progress
-    from chroma_serverless.types import Collection
+    from chroma_serverless.types import Collection, Metadata
 
 
 def export(
@@ -96,13 +97,14 @@ def parquet_table(batch: ColumnBatch) -> pa.Table:
     for key, kind in batch.metadata:
         kinds_of.setdefault(key, []).append(kind)
     fields, children = [], []
+    metadatas = batch.metadatas() if any(len(k) > 1 for k in kinds_of.values()) else []
     for key, kinds in kinds_of.items():
         if len(kinds) == 1:
             fields.append(pa.field(key, batch.metadata[(key, kinds[0])].type))
             children.append(batch.metadata[(key, kinds[0])])
         else:  # several types: each value as JSON text
             fields.append(pa.field(key, pa.string(), metadata={ENCODING: JSON}))
-            children.append(_json_values(batch, key, kinds))
+            children.append(_json_values(metadatas, key))
     if fields:
         columns[METADATA] = pa.StructArray.from_arrays(children, fields=fields)
     return pa.table(columns)
@@ -116,7 +118,7 @@ def write_jsonl(file: Location, batches: Iterable[ColumnBatch], collection: Coll
             documents = _or_nulls(batch.documents, len(batch)).to_pylist()
             uris = _or_nulls(batch.uris, len(batch)).to_pylist()
             lines = [
-                orjson.dumps(
+                _json(
                     {
                         ID: record_id,
                         EMBEDDING: vector,
@@ -124,7 +126,7 @@ def write_jsonl(file: Location, batches: Iterable[ColumnBatch], collection: Coll
                         URI: uri,
                         METADATA: metadata,
                     },
-                    option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
+                    newline=True,
                 )
                 for record_id, vector, document, uri, metadata in zip(
                     batch.ids.to_pylist(), vectors, documents, uris, batch.metadatas(), strict=True
@@ -141,13 +143,17 @@ def _counted(batches: Iterable[ColumnBatch], bar: Progress) -> Iterator[ColumnBa
         bar.update(len(batch))
 
 
-def _json_values(batch: ColumnBatch, key: str, kinds: list[str]) -> pa.Array:
-    texts: list[str | None] = [None] * len(batch)
-    for kind in kinds:
-        for row, value in enumerate(batch.metadata[(key, kind)].to_pylist()):
-            if value is not None:
-                texts[row] = orjson.dumps(value).decode()
+def _json_values(metadatas: list[Metadata | None], key: str) -> pa.Array:
+    texts = [None if m is None or key not in m else _json(m[key]).decode() for m in metadatas]
     return pa.array(texts, pa.string())
+
+
+def _json(value: object, newline: bool = False) -> bytes:
+    """JSON with float32 arrays printed as float32 and sparse vectors in Chroma's tagged form."""
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+    if newline:
+        option |= orjson.OPT_APPEND_NEWLINE
+    return orjson.dumps(value, default=wire.json_default, option=option)
 
 
 def _or_nulls(values: pa.Array | None, length: int) -> pa.Array:

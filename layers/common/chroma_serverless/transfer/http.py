@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from chroma_serverless import collections, columnar, restore
+from chroma_serverless import collections, columnar, restore, wire
 from chroma_serverless.errors import (
     BatchSizeExceededError,
     ChromaError,
@@ -171,7 +171,10 @@ class HttpEndpoint:
         return f"{self._base}/collections/{collection.id}/{action}"
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        content = None if body is None else orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+        content = (
+            None if body is None else orjson.dumps(body, default=wire.json_default, option=option)
+        )
         for attempt in range(RETRIES):
             try:
                 response = self._http.request(method, path, content=content)
