@@ -2,9 +2,9 @@
 that imports and exports move without a Python object per record.
 
 Metadata is held the way the record store lays it out: one typed array per (key, kind), null where
-a record lacks the key or holds another kind (``layout.value_kind``: ``s``/``i``/``f``/``b`` and
-the lists ``sa``/``ia``/``fa``/``ba``). A key may thus have several kinds across records, as Chroma
-allows, and typed file columns map onto it without conversion.
+a record lacks the key or holds another kind (``layout.value_kind``: ``s``/``i``/``f``/``b``, the
+lists ``sa``/``ia``/``fa``/``ba`` and ``sv`` sparse vectors). A key may thus have several kinds
+across records, as Chroma allows, and typed file columns map onto it without conversion.
 """
 
 from __future__ import annotations
