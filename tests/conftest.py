@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -281,7 +282,10 @@ def run_async(
             if client is not None:
                 SharedSystemClient._identifier_to_system.pop(cast("Any", client)._identifier)
 
-    return asyncio.run(main())
+    # On a thread of its own: asyncio.run here would replace, and leave unclosed, the event loop
+    # Mangum keeps on this thread once a Lambda handler has run in the process.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, main()).result()
 
 
 def close_chroma_clients() -> None:

@@ -168,6 +168,15 @@ CASES = [
     Case("fork", "POST", f"{ACME}/collections/{{acme}}/fork", WRITERS, body={"new_name": "{tag}"}),
     Case("fork count", "GET", f"{ACME}/collections/{{acme}}/fork_count", READERS),
     Case("indexing status", "GET", f"{ACME}/collections/{{acme}}/indexing_status", READERS),
+    Case("list versions", "GET", f"{ACME}/collections/{{acme}}/versions", ADMIN),
+    # In place to the latest version: the records stay as they are for the other cases.
+    Case(
+        "restore",
+        "POST",
+        f"{ACME}/collections/{{acme}}/restore",
+        ADMIN,
+        body={"to": "2100-01-01T00:00:00"},
+    ),
     Case("add", "POST", f"{ACME}/collections/{{acme}}/add", WRITERS, 201, body=RECORD),
     Case("update", "POST", f"{ACME}/collections/{{acme}}/update", WRITERS, body=RECORD),
     Case("upsert", "POST", f"{ACME}/collections/{{acme}}/upsert", WRITERS, body=RECORD),

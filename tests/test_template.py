@@ -139,6 +139,7 @@ BODIES: dict[str, Any] = {
     "Search": {
         "searches": [{"rank": {"$knn": {"query": [1.0, 0.0]}}, "select": {"keys": ["#score"]}}]
     },
+    "RestoreCollection": {"to": "2100-01-01T00:00:00"},
 }
 STATUS = {"Add": 201, "V1": 410, "Unknown": 404}
 

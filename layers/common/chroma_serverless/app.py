@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chroma_serverless import __version__, collections, observability, wire
+from chroma_serverless import __version__, collections, observability, restore, wire
 from chroma_serverless.auth import ANONYMOUS, Authenticator, ensure_admin_token
 from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
 from chroma_serverless.errors import (
@@ -274,6 +274,8 @@ ROUTE_ACTIONS = {
     "get_collection": "collection:get_collection",
     "get_collection_by_id": "collection:get_collection",
     "indexing_status": "collection:get_collection",
+    "list_versions": "collection:list_versions",
+    "restore_collection": "collection:restore",
     "modify_collection": "collection:update_collection",
     "delete_collection": "collection:delete_collection",
     "fork_collection": "collection:fork_collection",
@@ -473,6 +475,19 @@ def lifecycle_router(service: Service, route_class: type[APIRoute]) -> APIRouter
     ) -> JSON:
         fork = service.fork_collection(tenant, database, collection_id, body.new_name)
         return JSON(collections.to_json(fork))
+
+    @router.get(COLLECTION + "/versions")
+    def list_versions(tenant: str, database: str, collection_id: str) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        return JSON([restore.point_json(p) for p in service.records.restore_points(collection)])
+
+    @router.post(COLLECTION + "/restore")
+    def restore_collection(
+        tenant: str, database: str, collection_id: str, body: wire.RestoreCollection
+    ) -> JSON:
+        collection = service.collection(tenant, database, collection_id)
+        restored = restore.restore(service, collection, str(body.to), body.new_name)
+        return JSON(restore.to_json(restored))
 
     @router.get(COLLECTION + "/indexing_status")
     def indexing_status(tenant: str, database: str, collection_id: str) -> JSON:

@@ -63,7 +63,14 @@ WRITE = READ | {
     "collection:upsert",
     "collection:delete",
 }
-ADMIN = WRITE | {"tenant:create_tenant", "db:create_database", "db:delete_database", "system:reset"}
+ADMIN = WRITE | {
+    "tenant:create_tenant",
+    "db:create_database",
+    "db:delete_database",
+    "system:reset",
+    "collection:list_versions",
+    "collection:restore",
+}
 ROLE_ACTIONS: dict[Role, frozenset[str]] = {"reader": READ, "writer": WRITE, "admin": ADMIN}
 # Actions on the whole server rather than one tenant: only a principal of every tenant may.
 GLOBAL_ACTIONS = frozenset({"tenant:create_tenant", "system:reset"})

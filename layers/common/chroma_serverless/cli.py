@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chroma_serverless.settings import LAMBDA_MAX_BODY_BYTES, Settings
+from chroma_serverless.transfer import commands as transfer
 from chroma_serverless.types import ROLES
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     maintain.add_argument("--path", type=Path, help="embedded data directory (default ./data)")
     maintain.add_argument("--collection", help="one collection id (default: every collection)")
+    transfer.add_parsers(commands)
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return manage_users(settings, args)
     if args.command == "maintain":
         return run_maintenance(settings, args.collection)
+    if args.command in ("import", "export", "restore"):
+        return transfer.run(settings, args)
     if args.log_format is not None:
         settings = settings.replace(log_format=args.log_format)
     if args.allow_reset:

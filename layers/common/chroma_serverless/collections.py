@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from chroma_serverless import collection_schema, sparse_vectors
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import check_scalar, is_scalar
-from chroma_serverless.types import SparseVector
+from chroma_serverless.types import Collection, SparseVector
 
 if TYPE_CHECKING:
-    from chroma_serverless.types import Collection, Metadata
+    from chroma_serverless.types import Metadata
 
 MAX_KEY = 256  # metadata keys become column names
 
@@ -32,11 +32,7 @@ def validate_metadata(
             for k, v in metadata.items()
         }
     for key, value in metadata.items():
-        if not key or key.startswith("#") or key == "chroma:document" or len(key) > MAX_KEY:
-            raise InvalidArgumentError(
-                f"Expected {what} key to be a non-empty str of at most {MAX_KEY} characters not "
-                f"starting with '#', got {key[:MAX_KEY]!r}"
-            )
+        check_metadata_key(key, what)
         if (value is None and allow_none) or isinstance(value, SparseVector):
             continue
         if isinstance(value, list):
@@ -55,6 +51,14 @@ def validate_metadata(
                 f"of those{' or a sparse vector' if sparse else ''}, got {value}"
             )
     return metadata or None
+
+
+def check_metadata_key(key: str, what: str = "metadata") -> None:
+    if not key or key.startswith("#") or key == "chroma:document" or len(key) > MAX_KEY:
+        raise InvalidArgumentError(
+            f"Expected {what} key to be a non-empty str of at most {MAX_KEY} characters not "
+            f"starting with '#', got {key[:MAX_KEY]!r}"
+        )
 
 
 def validate_collection_metadata(metadata: object, field: str) -> Metadata | None:
@@ -79,3 +83,17 @@ def to_json(collection: Collection) -> dict[str, Any]:
         "log_position": 0,
         "version": 0,
     }
+
+
+def from_json(data: dict[str, Any]) -> Collection:
+    """A Collection JSON as :func:`to_json` writes it (what a client of the API reads)."""
+    return Collection(
+        id=data["id"],
+        name=data["name"],
+        tenant=data["tenant"],
+        database=data["database"],
+        metadata=data.get("metadata"),
+        configuration=data.get("configuration_json") or {},
+        dimension=data.get("dimension"),
+        schema=data.get("schema"),
+    )

@@ -28,13 +28,20 @@ log = logging.getLogger("chroma_serverless.forks")
 Release = Literal["dropped", "pending", "held"]
 
 
-def fork(catalog: Catalog, records: RecordStore, source: Collection, new_name: str) -> Collection:
+def fork(
+    catalog: Catalog,
+    records: RecordStore,
+    source: Collection,
+    new_name: str,
+    version: int | None = None,
+) -> Collection:
     """A new collection named ``new_name`` beside ``source``, with its configuration, schema,
-    metadata and records as they are now; later writes to either stay on that side."""
+    metadata and records as they are now (or were at ``version``: a restore as a new
+    collection); later writes to either stay on that side."""
     new = dataclasses.replace(source, id=str(uuid.uuid4()), name=checks.collection_name(new_name))
     stored = catalog.fork_collection(new, source.id)
     try:
-        dimension = records.fork(source.id, stored.id)
+        dimension = records.fork(source.id, stored.id, version)
     except Exception:
         with contextlib.suppress(NotFoundError):
             catalog.delete_collection(stored.tenant, stored.database, stored.name)

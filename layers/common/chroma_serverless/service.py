@@ -35,6 +35,7 @@ log = logging.getLogger("chroma_serverless.service")
 
 if TYPE_CHECKING:
     from chroma_serverless.catalog import Catalog
+    from chroma_serverless.columnar import ColumnBatch
     from chroma_serverless.maintenance import Maintainer
     from chroma_serverless.records import RecordStore
     from chroma_serverless.searches import Found, Search
@@ -310,9 +311,11 @@ class Service:
             raise InvalidArgumentError(str(exc)) from exc
 
     def _fix_dimension(self, collection: Collection, batch: RecordBatch) -> Collection:
-        """The first write fixes the collection's dimension; later ones must match it."""
         assert batch.embeddings is not None
-        dimension = batch.embeddings.shape[1]
+        return self._fixed_dimension(collection, batch.embeddings.shape[1])
+
+    def _fixed_dimension(self, collection: Collection, dimension: int) -> Collection:
+        """The first write fixes the collection's dimension; later ones must match it."""
         if collection.dimension is None:
             fixed = self.catalog.set_dimension(collection.id, dimension)
             collection = dataclasses.replace(collection, dimension=fixed)
@@ -326,3 +329,17 @@ class Service:
                 f"Collection expecting embedding with dimension of {collection.dimension}, "
                 f"got {dimension}"
             )
+
+    # ------------------------------------------------------------------ bulk
+
+    def upsert_columns(self, collection: Collection, batch: ColumnBatch) -> Collection:
+        """:meth:`upsert` of a column batch (imports); returns the collection with the dimension
+        its first write fixed."""
+        missing = batch.missing_vectors()
+        if len(missing):
+            batch = batch.with_vectors(missing, self._embed(collection, batch.texts(missing)))
+        assert batch.dimension is not None
+        collection = self._fixed_dimension(collection, batch.dimension)
+        self.records.upsert_columns(collection, batch)
+        self.maintainer.touch(collection.id)
+        return collection

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 MetadataScalar = str | int | float | bool
 
@@ -87,7 +90,9 @@ class IndexPolicy:
     probe_percent: int = 25  # ... and at least this share of the partitions
     refine_factor: int = 5  # candidates re-ranked with full vectors: k * refine_factor
     exact_filter_rows: int = 2_000  # filters matching at most this many rows search exactly
-    retention_seconds: int = 600  # old versions kept this long for readers still on them
+    # Replaced versions are kept this long: for readers still on them, and as the window of
+    # point-in-time restore (restore.py). Their files cost storage meanwhile (README).
+    retention_seconds: int = 7 * 24 * 3600
     fragment_target: int = 8  # compact when a table has more fragments than this
     memory_rows: int = 10_000  # tables up to this many rows are read into memory on first use
     memory_mb: int = 256  # larger ones in the background, while all snapshots fit in this
@@ -190,3 +195,12 @@ class QueryResult:
     documents: list[list[str | None]] | None = None
     uris: list[list[str | None]] | None = None
     metadatas: list[list[Metadata | None]] | None = None
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """A version of a collection's records that it can be restored to (or exported at)."""
+
+    version: int
+    timestamp: datetime  # when the version was committed, in UTC
+    records: int

@@ -66,6 +66,11 @@ class ForkCollection(Body):
     new_name: str
 
 
+class RestoreCollection(Body):
+    to: int | str  # a version, or an ISO-8601 time (restore.point_at)
+    new_name: str | None = None  # restore as a new collection instead of in place
+
+
 class Records(Body):
     ids: list[str]
     embeddings: list[Embedding | None] | None = None

@@ -9,32 +9,14 @@ import numpy as np
 import pyarrow as pa
 
 from chroma_serverless import layout
+from chroma_serverless.columnar import KIND_TYPES as KIND_TYPES  # the store's column types
+from chroma_serverless.columnar import sparse_struct, sparse_vector
 from chroma_serverless.types import Filter, GetResult, SparseVector
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from chroma_serverless.types import Include, Metadata, RecordBatch, UpdateMetadata, Vectors
-
-SCALAR_TYPES: dict[str, pa.DataType] = {
-    "s": pa.string(),
-    "i": pa.int64(),
-    "f": pa.float64(),
-    "b": pa.bool_(),
-}
-SPARSE_TYPE = pa.struct(
-    [
-        pa.field("indices", pa.list_(pa.uint32())),
-        pa.field("values", pa.list_(pa.float32())),
-        pa.field("tokens", pa.list_(pa.string())),
-    ]
-)
-KIND_TYPES = {
-    **SCALAR_TYPES,
-    **{k + "a": pa.list_(t) for k, t in SCALAR_TYPES.items()},
-    layout.SPARSE: SPARSE_TYPE,
-}
-
 
 # Nullable: rows of tables created before the column existed have no value.
 WRITTEN_FIELD = pa.field(layout.WRITTEN, pa.int64(), nullable=True)
@@ -116,7 +98,7 @@ def value_of_kind(metadata: Metadata | None, key: str, kind: str) -> Any:
     if layout.value_kind(value) != kind:
         return None
     if isinstance(value, SparseVector):
-        return {"indices": value.indices, "values": value.values, "tokens": value.tokens}
+        return sparse_struct(value)
     return value
 
 
@@ -150,7 +132,7 @@ def records(data: pa.Table) -> list[dict[str, Any]]:
         else:
             values = data.column(name).to_pylist()
             if parsed is not None and parsed[1] == layout.SPARSE:
-                values = [None if v is None else _sparse_vector(v) for v in values]
+                values = [None if v is None else sparse_vector(v) for v in values]
         for record, value in zip(records, values, strict=True):
             if parsed is None:
                 record[name] = value
@@ -159,13 +141,6 @@ def records(data: pa.Table) -> list[dict[str, Any]]:
                     record["metadata"] = {}
                 record["metadata"][parsed[0]] = value
     return records
-
-
-def _sparse_vector(struct: dict[str, Any]) -> SparseVector:
-    tokens = struct["tokens"]
-    return SparseVector(
-        tuple(struct["indices"]), tuple(struct["values"]), None if tokens is None else tuple(tokens)
-    )
 
 
 def get_result(records: list[dict[str, Any]], include: Sequence[Include]) -> GetResult:

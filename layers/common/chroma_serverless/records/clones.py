@@ -29,8 +29,15 @@ def pin_name(fork_id: str) -> str:
     return f"fork-{fork_id}"
 
 
-def clone(db: Any, source: Any, fork_id: str, storage_options: Mapping[str, str]) -> Any:
-    """Pin the latest version of ``source`` for ``fork_id`` and clone it as table ``fork_id``.
+def clone(
+    db: Any,
+    source: Any,
+    fork_id: str,
+    storage_options: Mapping[str, str],
+    version: int | None = None,
+) -> Any:
+    """Pin the latest version of ``source`` (or exactly ``version``, a point-in-time restore)
+    for ``fork_id`` and clone it as table ``fork_id``.
 
     The version is taken once and tagged before cloning, so the fork is a consistent snapshot
     even while others write to the source, and a cleanup racing the fork cannot remove it.
@@ -38,10 +45,10 @@ def clone(db: Any, source: Any, fork_id: str, storage_options: Mapping[str, str]
     tag = pin_name(fork_id)
     for attempt in range(PIN_RETRIES):
         try:
-            source.tags.create(tag, source.version)
+            source.tags.create(tag, source.version if version is None else version)
             break
         except RuntimeError:  # that version was cleaned up meanwhile: pin the newest one
-            if attempt == PIN_RETRIES - 1:
+            if attempt == PIN_RETRIES - 1 or version is not None:
                 raise
             source.checkout_latest()
     with _object_store_environment(storage_options):

@@ -76,8 +76,9 @@ def maintain(
         and not pa.types.is_struct(f.type)  # sparse vectors: records/sparse.py indexes them
     ]
     for name in scalar:
-        if (name,) not in indexed:
-            table.create_index(name, config=_scalar_index(table.schema.field(name).type))
+        scalar_index = _scalar_index(table.schema.field(name).type)
+        if (name,) not in indexed and scalar_index is not None:
+            table.create_index(name, config=scalar_index)
             report.setdefault("scalar_indexes", []).append(name)
     stats = table.stats()
     unindexed = sum(int(index.num_unindexed_rows or 0) for index in table.list_indices())
@@ -95,9 +96,10 @@ def maintain(
     return report
 
 
-def _scalar_index(arrow_type: pa.DataType) -> Any:
+def _scalar_index(arrow_type: pa.DataType) -> Any | None:
     if pa.types.is_list(arrow_type):
-        return LabelList()
+        # LanceDB has no label-list index of floats: such a column is filtered by scan.
+        return None if pa.types.is_floating(arrow_type.value_type) else LabelList()
     if pa.types.is_boolean(arrow_type):
         return Bitmap()
     return BTree()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol
 
 import lancedb
@@ -13,7 +14,7 @@ from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.filters import to_sql
 from chroma_serverless.masks import row_mask
-from chroma_serverless.records import arrow, clones, indexing, search, sparse
+from chroma_serverless.records import arrow, bulk, clones, indexing, search, sparse
 from chroma_serverless.records.engine import (
     Descriptions,
     engine_errors,
@@ -21,11 +22,12 @@ from chroma_serverless.records.engine import (
     select,
 )
 from chroma_serverless.records.memory import MemoryTier
-from chroma_serverless.types import IndexPolicy, QueryResult
+from chroma_serverless.types import IndexPolicy, QueryResult, RestorePoint
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from chroma_serverless.columnar import ColumnBatch
     from chroma_serverless.snapshot import Snapshot
     from chroma_serverless.types import (
         Collection,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 SCHEMA_RETRIES = 10
 DROP_RETRIES = 5
+SCAN_ROWS = 10_000
 
 
 class RecordStore(Protocol):
@@ -84,11 +87,11 @@ class RecordStore(Protocol):
     def reset(self) -> bool:
         """Remove the records of every collection; ``False`` as :meth:`drop`."""
 
-    def fork(self, source_id: str, fork_id: str) -> int | None:
-        """Give ``fork_id`` the records of ``source_id`` as they are now, copy-on-write: no
-        record is copied, the source's files stay shared (and pinned in the source) until
-        :meth:`unpin`. Returns the records' dimension, ``None`` if the source has none (the
-        fork then starts empty)."""
+    def fork(self, source_id: str, fork_id: str, version: int | None = None) -> int | None:
+        """Give ``fork_id`` the records of ``source_id`` as they are now (or were at
+        ``version``, one of :meth:`restore_points`), copy-on-write: no record is copied, the
+        source's files stay shared (and pinned in the source) until :meth:`unpin`. Returns the
+        records' dimension, ``None`` if the source has none (the fork then starts empty)."""
 
     def unpin(self, source_id: str, fork_id: str) -> None:
         """``fork_id`` no longer needs the files it shares with ``source_id``."""
@@ -108,6 +111,22 @@ class RecordStore(Protocol):
         """The ``limit`` records matching the filter nearest to ``vector`` by their sparse
         vector under ``key`` (``1 - dot``; with ``bm25`` the query is weighted by IDF), among
         those sharing a term with it: ``(id, distance)``, ascending, ties in insertion order."""
+
+    def upsert_columns(self, collection: Collection, batch: ColumnBatch) -> None:
+        """:meth:`upsert` of a column batch in which every record has an embedding."""
+
+    def scan(
+        self, collection: Collection, version: int | None = None, rows: int = SCAN_ROWS
+    ) -> Iterator[ColumnBatch]:
+        """Every record of one version (default: the latest, pinned when the scan starts), in
+        batches of about ``rows``, in storage order."""
+
+    def restore_points(self, collection: Collection) -> list[RestorePoint]:
+        """The versions still kept (the retention window and the latest), oldest first."""
+
+    def restore(self, collection: Collection, version: int) -> int:
+        """Make the records of ``version`` the latest, as a new version (so it can be undone);
+        returns that new version."""
 
 
 class LanceRecordStore:
@@ -271,11 +290,11 @@ class LanceRecordStore:
 
     # ------------------------------------------------------------------ forks
 
-    def fork(self, source_id: str, fork_id: str) -> int | None:
-        source = self._open(source_id)
+    def fork(self, source_id: str, fork_id: str, version: int | None = None) -> int | None:
+        source = self._open(source_id) if version is None else self._version(source_id, version)
         if source is None:
             return None
-        forked = clones.clone(self._db, source, fork_id, self._storage_options)
+        forked = clones.clone(self._db, source, fork_id, self._storage_options, version)
         return int(forked.schema.field(layout.EMBEDDING).type.list_size)
 
     def unpin(self, source_id: str, fork_id: str) -> None:
@@ -563,6 +582,81 @@ class LanceRecordStore:
             return self._sparse.nearest(
                 table, snapshot, collection.id, key, vector, limit, request_filter, bm25
             )
+
+    # ------------------------------------------------------------------ bulk and versions
+
+    def upsert_columns(self, collection: Collection, batch: ColumnBatch) -> None:
+        """New ids are inserted straight from the columns; ids already stored (a replayed
+        import, a reload) take the merge path of :meth:`upsert`."""
+        stored = self._insert_new(collection, batch)
+        if len(stored):
+            self.upsert(collection, batch.take(stored).to_record_batch())
+
+    @retry_on_conflict
+    def _insert_new(self, collection: Collection, batch: ColumnBatch) -> list[int]:
+        """Insert the records whose ids are new; returns the positions of those it left alone."""
+        table = self._writable(collection)
+        schema = self._ensure_columns(table, [arrow.WRITTEN_FIELD, *bulk.metadata_fields(batch)])
+        first = time.time_ns()
+        data = bulk.to_layout(batch, first, schema)
+        with engine_errors():
+            done = table.merge_insert(layout.ID).when_not_matched_insert_all().execute(data)
+        if int(done.num_inserted_rows) == len(batch):
+            return []
+        ids = batch.ids.to_pylist()
+        found = select(table, to_sql(arrow.ids_filter(ids), ()), [layout.ID, layout.SEQ])
+        ours = {record_id: first + i for i, record_id in enumerate(ids)}
+        stored = found.to_pydict()
+        older = {
+            record_id
+            for record_id, seq in zip(stored[layout.ID], stored[layout.SEQ], strict=True)
+            if seq != ours[record_id]
+        }
+        return [i for i, record_id in enumerate(ids) if record_id in older]
+
+    def scan(
+        self, collection: Collection, version: int | None = None, rows: int = SCAN_ROWS
+    ) -> Iterator[ColumnBatch]:
+        table = self._version(collection.id, version)
+        if table is None:
+            return
+        columns = bulk.data_columns(table.schema.names)
+        with engine_errors():
+            reader = table.search().select(columns).limit(None).to_batches(rows)
+        for data in reader:
+            yield bulk.from_layout(data)
+
+    def restore_points(self, collection: Collection) -> list[RestorePoint]:
+        table = self._open(collection.id)
+        if table is None:
+            return []
+        return [
+            RestorePoint(
+                int(v["version"]),
+                v["timestamp"].astimezone(UTC),  # LanceDB reports local time, naive
+                int(v["metadata"]["total_rows"]),
+            )
+            for v in sorted(table.list_versions(), key=lambda v: int(v["version"]))
+        ]
+
+    @retry_on_conflict
+    def restore(self, collection: Collection, version: int) -> int:
+        table = self._version(collection.id, version)
+        assert table is not None, "restore needs a stored version"
+        with engine_errors():
+            table.restore()
+        return int(table.version)
+
+    def _version(self, collection_id: str, version: int | None) -> Any | None:
+        """A handle of its own on one version of the table (``None``: the latest), so pinning
+        it never moves the shared handle; ``None`` if the collection has no records."""
+        try:
+            table = self._db.open_table(collection_id)
+        except ValueError:
+            return None
+        if version is not None:
+            table.checkout(version)
+        return table
 
 
 def _in_place(data: pa.Table) -> dict[str, Any] | None:

@@ -1,0 +1,121 @@
+"""Where transferred records go and come from: the storage itself (the embedded data directory, or
+the AWS stack's table and bucket), or a running server's v2 API (:mod:`.http`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chroma_serverless import restore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from chroma_serverless.columnar import ColumnBatch
+    from chroma_serverless.restore import Restored
+    from chroma_serverless.service import Service
+    from chroma_serverless.types import Collection, RestorePoint
+
+SCAN_ROWS = 10_000
+
+
+class Endpoint(Protocol):
+    """One database of a deployment."""
+
+    tenant: str
+    database: str
+
+    @property
+    def identity(self) -> str:
+        """Names the deployment and database (checkpoints are kept per identity)."""
+
+    @property
+    def batch_limit(self) -> int | None:
+        """Most records one write may carry (``None``: no limit)."""
+
+    def collection(self, name: str) -> Collection:
+        """Raises NotFoundError."""
+
+    def create_collection(self, name: str, like: Collection | None) -> Collection:
+        """The collection ``name``, created (with ``like``'s metadata and schema) if absent."""
+
+    def collections(self) -> list[Collection]:
+        """Every collection of the database, by name."""
+
+    def upsert(self, collection: Collection, batch: ColumnBatch) -> Collection:
+        """Write records (embedding those without a vector with the collection's function);
+        returns the collection as it is afterwards (its dimension fixed)."""
+
+    def count(self, collection: Collection) -> int: ...
+
+    def scan(
+        self, collection: Collection, version: int | None = None, rows: int = SCAN_ROWS
+    ) -> Iterator[ColumnBatch]:
+        """Every record, in batches with the same metadata columns."""
+
+    def imported(self, collection: Collection) -> dict[str, Any]:
+        """After an import: index and compact now if nothing else will."""
+
+    def restore_points(self, collection: Collection) -> list[RestorePoint]: ...
+
+    def restore(self, collection: Collection, to: str, new_name: str | None) -> Restored:
+        """Restore to the version ``to`` names (see :func:`restore.point_at`)."""
+
+
+class StorageEndpoint:
+    """Records written and read through a :class:`Service` on the storage itself."""
+
+    def __init__(self, service: Service, tenant: str, database: str) -> None:
+        self.service, self.tenant, self.database = service, tenant, database
+        self.service.get_database(tenant, database)  # NotFoundError before any work
+
+    @property
+    def identity(self) -> str:
+        settings = self.service.settings
+        if settings.mode == "aws":
+            where = f"aws:{settings.catalog_table}:{settings.records_root}"
+        else:
+            where = f"embedded:{settings.path.resolve()}"
+        return f"{where}/{self.tenant}/{self.database}"
+
+    @property
+    def batch_limit(self) -> int | None:
+        return None
+
+    def collection(self, name: str) -> Collection:
+        return self.service.get_collection(self.tenant, self.database, name)
+
+    def create_collection(self, name: str, like: Collection | None) -> Collection:
+        return self.service.create_collection(
+            self.tenant,
+            self.database,
+            name,
+            None if like is None else like.metadata,
+            None,
+            True,
+            None if like is None else like.schema,
+        )
+
+    def collections(self) -> list[Collection]:
+        return self.service.list_collections(self.tenant, self.database, None, None)
+
+    def upsert(self, collection: Collection, batch: ColumnBatch) -> Collection:
+        return self.service.upsert_columns(collection, batch)
+
+    def count(self, collection: Collection) -> int:
+        return self.service.count(collection)
+
+    def scan(
+        self, collection: Collection, version: int | None = None, rows: int = SCAN_ROWS
+    ) -> Iterator[ColumnBatch]:
+        return self.service.records.scan(collection, version, rows)
+
+    def imported(self, collection: Collection) -> dict[str, Any]:
+        from chroma_serverless.maintenance import maintain
+
+        return maintain(self.service, collection.id)
+
+    def restore_points(self, collection: Collection) -> list[RestorePoint]:
+        return self.service.records.restore_points(collection)
+
+    def restore(self, collection: Collection, to: str, new_name: str | None) -> Restored:
+        return restore.restore(self.service, collection, to, new_name)
