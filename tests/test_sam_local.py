@@ -274,11 +274,12 @@ def route_requests(
         "Get": ("POST", f"{col}/get", {"ids": ["r1"]}, 200),
         "Query": ("POST", f"{col}/query", {"query_embeddings": [vec], "n_results": 1}, 200),
         "Count": ("GET", f"{col}/count", None, 200),
-        # Not implemented by the app yet: a Chroma-style 501, from the data function.
-        "Search": ("POST", f"{col}/search", {"searches": [{"limit": {"limit": 1}}]}, 501),
+        "Search": ("POST", f"{col}/search", {"searches": [{"limit": {"limit": 1}}]}, 200),
         "IndexingStatus": ("GET", f"{col}/indexing_status", None, 200),
         "ForkCollection": ("POST", f"{col}/fork", {"new_name": "forked"}, 200),
         "ForkCount": ("GET", f"{col}/fork_count", None, 200),
+        "ListVersions": ("GET", f"{col}/versions", None, 200),  # the stack's token is an admin's
+        "RestoreCollection": ("POST", f"{col}/restore", {"to": 1, "new_name": "restored"}, 200),
         "Delete": ("POST", f"{col}/delete", {"ids": ["r2"]}, 200),
         "Unknown": ("GET", "/api/v2/no-such-route", None, 404),
         "Reset": ("POST", "/api/v2/reset", None, 403),  # AllowReset defaults to false
