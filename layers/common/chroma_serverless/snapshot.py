@@ -57,9 +57,13 @@ class Snapshot:
         self.index = index
         self.ordered = ordered  # positions are in insertion order
         self.seq = data.column(layout.SEQ).to_numpy()
+        # every row's squared norm, once per snapshot rather than once per query
+        self.squares = blocks[0][1] if len(blocks) == 1 else np.concatenate([s for _, s in blocks])
         self.num_rows = int(live.sum())
         self.nbytes = int(data.nbytes + live.nbytes + self.seq.nbytes)
-        self.nbytes += sum(s.nbytes for _, s in blocks)
+        self.nbytes += sum(s.nbytes for _, s in blocks) + (
+            self.squares.nbytes if len(blocks) > 1 else 0
+        )
 
     @classmethod
     def read(
@@ -154,7 +158,7 @@ class Snapshot:
         query = np.asarray(vector, dtype=np.float32)
         allowed = mask & self.live
         if space == "cosine":  # no angle to a zero vector: the engine leaves such rows out
-            allowed &= self._nonzero() if query.any() else False
+            allowed &= self.squares > 0 if query.any() else False
         if self.index is not None and probes is not None and allowed.sum() > exact_rows:
             candidates = self._probed(query, allowed, space, probes, k)
         else:
@@ -200,9 +204,6 @@ class Snapshot:
             return positions
         return positions[np.argsort(self.seq[positions], kind="stable")]
 
-    def _nonzero(self) -> Mask:
-        return np.concatenate([s > 0 for _, s in self.blocks])
-
     def _gather(self, positions: Positions) -> Vectors:
         """The vectors at ``positions``."""
         if len(self.blocks) == 1:
@@ -216,11 +217,7 @@ class Snapshot:
 
     def _scores(self, positions: Positions, query: Vectors, space: Space) -> Vectors:
         """Rank scores (lower is nearer) of the rows at ``positions``."""
-        if len(self.blocks) == 1:
-            vectors, squares = self.blocks[0]
-            return _scores(vectors[positions], squares[positions], query, space)
-        squares = np.concatenate([s for _, s in self.blocks])[positions]
-        return _scores(self._gather(positions), squares, query, space)
+        return _scores(self._gather(positions), self.squares[positions], query, space)
 
 
 def _scores(vectors: Vectors, squares: Vectors, query: Vectors, space: Space) -> Vectors:

@@ -16,6 +16,7 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+from chroma_serverless import layout
 from chroma_serverless.records.engine import engine_errors
 from chroma_serverless.snapshot import Snapshot, SnapshotCache
 
@@ -50,7 +51,7 @@ class MemoryTier:
                 snapshot = Snapshot.read(version, table.to_arrow())
             self._cache.put(collection.id, snapshot)
             return snapshot
-        dimension = int(table.schema.field("embedding").type.list_size)
+        dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
         if rows * (4 * dimension + ROW_OVERHEAD_BYTES) > self._cache.max_bytes:
             return None
         with self._lock:
