@@ -18,12 +18,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chroma_serverless import graph as hnsw
 from chroma_serverless import ivf, layout
 
 if TYPE_CHECKING:
@@ -33,6 +35,16 @@ if TYPE_CHECKING:
 Positions = np.ndarray[Any, np.dtype[np.int64]]
 RERANK_FACTOR = 20  # a partitioned search re-ranks this many candidates per result exactly
 RERANK_MIN = 200  # ... and at least this many
+GRAPH_MIN_SHARE = 0.5  # the graph answers when a filter keeps at least this share of the rows
+
+
+@dataclass(frozen=True)
+class Effort:
+    """How hard an approximate search looks: the IVF partitions it probes, and the candidates
+    the graph keeps while it searches (Chroma's ``ef_search``)."""
+
+    probes: int
+    ef: int
 
 
 class Snapshot:
@@ -48,6 +60,7 @@ class Snapshot:
         live: Mask,
         index: ivf.Ivf | None = None,
         ordered: bool = False,
+        graph: hnsw.Graph | None = None,
     ) -> None:
         self.version = version
         self.data = data
@@ -55,6 +68,7 @@ class Snapshot:
         self.starts = np.cumsum([0] + [len(v) for v, _ in blocks]).astype(np.int64)
         self.live = live
         self.index = index
+        self.graph = graph  # of the first block, when there is an IVF
         self.ordered = ordered  # positions are in insertion order
         self.seq = data.column(layout.SEQ).to_numpy()
         # every row's squared norm, once per snapshot rather than once per query
@@ -64,29 +78,43 @@ class Snapshot:
         self.nbytes += sum(s.nbytes for _, s in blocks) + (
             self.squares.nbytes if len(blocks) > 1 else 0
         )
+        self.nbytes += 0 if graph is None else graph.nbytes
 
     @classmethod
     def read(
-        cls, version: int, data: pa.Table, partitions: int = 0, space: Space = "l2"
+        cls,
+        version: int,
+        data: pa.Table,
+        partitions: int = 0,
+        space: Space = "l2",
+        graph: hnsw.Graph | None = None,
     ) -> Snapshot:
-        """A snapshot of rows read from the table; partitioned when ``partitions`` > 1."""
+        """A snapshot of rows read from the table; partitioned when ``partitions`` > 1, and
+        then given ``graph`` (empty: :meth:`build_graph` fills it)."""
         data = data.sort_by([(layout.SEQ, "ascending"), (layout.ID, "ascending")])
         index = None
         if partitions > 1 and data.num_rows > partitions:
             index, order = ivf.build(_vectors(data), space, partitions)
             data = data.take(pa.array(order, pa.int64()))
         live = np.ones(data.num_rows, np.bool_)
-        return cls(version, data, [_block(data)], live, index, ordered=index is None)
+        graph = graph if index is not None else None
+        return cls(version, data, [_block(data)], live, index, index is None, graph)
+
+    def build_graph(self, space: Space, ef: int) -> None:
+        """Fill the graph (slow: run it off the request path); snapshots advanced from this
+        one meanwhile share it."""
+        if self.graph is not None:
+            self.graph.build(self.blocks[0][0], space, ef)
 
     @property
     def churn(self) -> int:
         """Rows written or removed since the snapshot was read."""
         return int(self.starts[-1] - self.starts[1] + (~self.live[: self.starts[1]]).sum())
 
-    def compacted(self, partitions: int, space: Space) -> Snapshot:
-        """The same rows read afresh (one block, new partitions)."""
+    def compacted(self, partitions: int, space: Space, graph: hnsw.Graph | None = None) -> Snapshot:
+        """The same rows read afresh (one block, new partitions, ``graph`` to fill)."""
         live = self.data.filter(pa.array(self.live))
-        return Snapshot.read(self.version, live, partitions, space)
+        return Snapshot.read(self.version, live, partitions, space, graph)
 
     # ------------------------------------------------------------------ advancing
 
@@ -104,7 +132,7 @@ class Snapshot:
     def without(self, version: int, doomed: Mask) -> Snapshot:
         """The next version after a delete of the rows ``doomed`` marks."""
         live = self.live & ~doomed
-        return Snapshot(version, self.data, self.blocks, live, self.index, self.ordered)
+        return Snapshot(version, self.data, self.blocks, live, self.index, self.ordered, self.graph)
 
     def _holding(self, rows: pa.Table) -> Mask:
         """Positions whose id is one of ``rows``'."""
@@ -115,7 +143,9 @@ class Snapshot:
         """``rows`` after the others. Without an IVF all rows stay one block (a copy of the
         table: small); with one, the rows written since the read are folded into a second."""
         if rows.num_rows == 0:
-            return Snapshot(version, self.data, self.blocks, live, self.index, self.ordered)
+            return Snapshot(
+                version, self.data, self.blocks, live, self.index, self.ordered, self.graph
+            )
         rows = _conformed(rows, self.data.schema)
         seq = rows.column(layout.SEQ).to_numpy()
         later = len(self.seq) == 0 or int(seq.min()) > int(self.seq.max())
@@ -126,7 +156,8 @@ class Snapshot:
         first = int(self.starts[1])
         tail = pa.concat_tables([self.data.slice(first), rows]).combine_chunks()
         data = pa.concat_tables([self.data.slice(0, first), tail])
-        return Snapshot(version, data, [self.blocks[0], _block(tail)], live, self.index)
+        blocks = [self.blocks[0], _block(tail)]
+        return Snapshot(version, data, blocks, live, self.index, False, self.graph)
 
     # ------------------------------------------------------------------ reading
 
@@ -143,24 +174,27 @@ class Snapshot:
         mask: Mask,
         space: Space,
         columns: list[str],
-        probes: int | None = None,
+        effort: Effort | None = None,
         exact_rows: int = 0,
     ) -> pa.Table:
         """The ``k`` matching rows nearest to ``vector``, ascending by distance (ties in
         insertion order), with a ``_distance`` column computed as the engine does.
 
-        Exact over the matching rows, unless there is an IVF, ``probes`` is given and more
-        than ``exact_rows`` rows match: then the best candidates of a scan, in the reduced
-        space, of the ``probes`` nearest partitions that hold any matching row (so a filter
-        that selects a few partitions keeps its recall) are re-ranked exactly; rows written
-        since the read are always scanned.
+        Exact over the matching rows, unless there is an IVF, ``effort`` is given and more
+        than ``exact_rows`` rows match: then candidates are re-ranked exactly, the graph's
+        nearest rows when it is built and the filter keeps most rows, else the best of a scan,
+        in the reduced space, of the nearest partitions that hold any matching row (so a
+        filter that selects a few partitions keeps its recall); rows written since the read
+        are always candidates.
         """
         query = np.asarray(vector, dtype=np.float32)
         allowed = mask & self.live
         if space == "cosine":  # no angle to a zero vector: the engine leaves such rows out
             allowed &= self.squares > 0 if query.any() else False
-        if self.index is not None and probes is not None and allowed.sum() > exact_rows:
-            candidates = self._probed(query, allowed, space, probes, k)
+        if self.index is not None and effort is not None and allowed.sum() > exact_rows:
+            candidates = self._graphed(query, allowed, space, effort.ef, k)
+            if candidates is None:
+                candidates = self._probed(query, allowed, space, effort.probes, k)
         else:
             candidates = np.flatnonzero(allowed)
         scores = self._scores(candidates, query, space)
@@ -172,6 +206,29 @@ class Snapshot:
         chosen, distances = candidates[order], distances[order]
         rows = self.data.select(columns).take(pa.array(chosen, pa.int64()))
         return rows.append_column(layout.DISTANCE, pa.array(distances, pa.float32()))
+
+    def _graphed(
+        self, query: Vectors, allowed: Mask, space: Space, ef: int, k: int
+    ) -> Positions | None:
+        """Candidates: the graph's nearest rows that match (if the graph's nearest set is
+        right, the nearest matching rows are among them when at least ``k`` are) and every
+        matching row appended since the read; ``None`` when the graph cannot answer."""
+        if self.graph is None or not self.graph.ready:
+            return None
+        first = allowed[: self.starts[1]]
+        matching = len(first) if first.all() else int(first.sum())
+        share = matching / max(1, len(first))
+        if share < GRAPH_MIN_SHARE:
+            return None
+        found = self.graph.nearest(query, hnsw.fetch_size(k, share, ef), space, ef)
+        if found is None:
+            return None
+        if matching < len(first):
+            found = found[first[found]]
+            if len(found) < min(k, matching):
+                return None
+        appended = np.flatnonzero(allowed[self.starts[1] :]) + self.starts[1]
+        return np.concatenate([found, appended])
 
     def _probed(
         self, query: Vectors, allowed: Mask, space: Space, probes: int, k: int

@@ -70,6 +70,21 @@ class Descriptions:
             self._entries.clear()
 
 
+def checkout_latest(table: Any) -> int:
+    """Move ``table`` to its latest version (the version check: a LIST on S3) and return that
+    version, in one trip to LanceDB's event loop thread instead of two (each costs a GIL hand-off,
+    about 0.2 ms under load)."""
+    from lancedb.background_loop import LOOP
+
+    loop: Any = LOOP  # untyped
+
+    async def latest() -> int:
+        await table._table.checkout_latest()
+        return int(await table._table.version())
+
+    return int(loop.run(latest()))
+
+
 def select(table: Any, predicate: str | None, columns: list[str]) -> pa.Table:
     """Every row matching ``predicate`` (all rows for ``None``), in storage order."""
     query = table.search().select(columns).limit(None)  # a plain search defaults to 10

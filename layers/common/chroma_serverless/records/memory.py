@@ -17,8 +17,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from chroma_serverless import layout
+from chroma_serverless.graph import Graph
 from chroma_serverless.records.engine import engine_errors
-from chroma_serverless.snapshot import Snapshot, SnapshotCache
+from chroma_serverless.snapshot import Effort, Snapshot, SnapshotCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,9 +40,9 @@ class MemoryTier:
         self._asked: set[str] = set()  # large collections read once (from the engine)
         self._lock = threading.Lock()
 
-    def current(self, collection: Collection, table: Any) -> Snapshot | None:
-        """The snapshot of the table's current version, if held (or small enough to read now)."""
-        version = int(table.version)
+    def current(self, collection: Collection, table: Any, version: int) -> Snapshot | None:
+        """The snapshot of ``version``, the table's current version, if held (or small enough
+        to read now)."""
         snapshot = self._cache.get(collection.id, version)
         if snapshot is not None:
             return snapshot
@@ -89,17 +90,17 @@ class MemoryTier:
             else:
                 self._in_background(collection, lambda: self._rebuild(collection, advanced))
 
-    def probes(self, snapshot: Snapshot, collection: Collection) -> int | None:
-        """Partitions a query scans: ``policy.memory_probe_percent`` of them (at least
-        ``policy.nprobes``), scaled by Chroma's ``ef_search`` (default 100); ``None`` (exact
-        search) for a snapshot without partitions."""
+    def effort(self, snapshot: Snapshot, collection: Collection) -> Effort | None:
+        """How hard a query searches: the graph keeps Chroma's ``ef_search`` candidates (default
+        100); the IVF scans ``policy.memory_probe_percent`` of the partitions (at least
+        ``policy.nprobes``), scaled by ``ef_search``. ``None`` (exact search) for a snapshot
+        without partitions."""
         if snapshot.index is None:
             return None
-        hnsw = collection.configuration.get("hnsw") or {}
-        ef_search = hnsw.get("ef_search", 100) if isinstance(hnsw, dict) else 100
+        ef_search = int(_hnsw(collection).get("ef_search", 100))
         share = snapshot.index.partitions * self._policy.memory_probe_percent / 100
         base = max(self._policy.nprobes, math.ceil(share))
-        return max(1, round(base * float(ef_search) / 100))
+        return Effort(max(1, round(base * ef_search / 100)), max(1, ef_search))
 
     def discard(self, collection_id: str) -> None:
         self._cache.discard(collection_id)
@@ -118,22 +119,49 @@ class MemoryTier:
         # give the same recall per row scanned with half the probes (the Python cost per probe)
         return 0 if rows < self._policy.threshold else max(2, round(math.sqrt(rows) / 2))
 
+    def _graph(self, collection: Collection, rows: int, dimension: int) -> Graph | None:
+        """An empty graph for a partitioned snapshot of ``rows``, if both fit the budget."""
+        if rows < self._policy.threshold:
+            return None
+        hnsw = _hnsw(collection)
+        graph = Graph(
+            rows,
+            dimension,
+            int(hnsw.get("max_neighbors", 16)),
+            int(hnsw.get("ef_construction", 100)),
+        )
+        table_bytes = rows * (4 * dimension + ROW_OVERHEAD_BYTES)
+        return graph if table_bytes + graph.nbytes <= self._cache.max_bytes else None
+
     def _read(self, collection: Collection, version: int, rows: int) -> None:
         table = self._db.open_table(collection.id)  # its own handle: others move theirs
         table.checkout(version)
         data = table.to_arrow()
-        snapshot = Snapshot.read(version, data, self._partitions(rows), collection.space)
+        dimension = int(data.schema.field(layout.EMBEDDING).type.list_size)
+        graph = self._graph(collection, rows, dimension)
+        snapshot = Snapshot.read(version, data, self._partitions(rows), collection.space, graph)
         held = self._cache.get(collection.id)
         if held is None or held.version < version:
             self._cache.put(collection.id, snapshot)
+            self._build_graph(collection, snapshot)
 
     def _rebuild(self, collection: Collection, snapshot: Snapshot) -> None:
         rebuilt = self._compacted(collection, snapshot)
         if self._cache.get(collection.id, snapshot.version) is not None:  # nothing newer since
             self._cache.put(collection.id, rebuilt)
+            self._build_graph(collection, rebuilt)
 
     def _compacted(self, collection: Collection, snapshot: Snapshot) -> Snapshot:
-        return snapshot.compacted(self._partitions(snapshot.num_rows), collection.space)
+        rows = snapshot.num_rows
+        dimension = snapshot.blocks[0][0].shape[1]
+        graph = self._graph(collection, rows, dimension)
+        return snapshot.compacted(self._partitions(rows), collection.space, graph)
+
+    def _build_graph(self, collection: Collection, snapshot: Snapshot) -> None:
+        """Fill the snapshot's graph (on the background thread that read it), unless the
+        snapshot left the cache meanwhile."""
+        if snapshot.graph is not None and self._cache.get(collection.id) is not None:
+            snapshot.build_graph(collection.space, int(_hnsw(collection).get("ef_search", 100)))
 
     def _in_background(self, collection: Collection, work: Callable[[], None]) -> None:
         """Run ``work`` on a thread unless one is already running for the collection."""
@@ -152,3 +180,9 @@ class MemoryTier:
                     self._busy.discard(collection.id)
 
         threading.Thread(target=run, name=f"snapshot-{collection.id}", daemon=True).start()
+
+
+def _hnsw(collection: Collection) -> dict[str, Any]:
+    """The collection's ``hnsw`` configuration (Chroma's index parameters), or none."""
+    hnsw = collection.configuration.get("hnsw")
+    return hnsw if isinstance(hnsw, dict) else {}

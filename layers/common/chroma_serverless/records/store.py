@@ -17,6 +17,7 @@ from chroma_serverless.masks import row_mask
 from chroma_serverless.records import arrow, bulk, clones, indexing, search, sparse
 from chroma_serverless.records.engine import (
     Descriptions,
+    checkout_latest,
     engine_errors,
     retry_on_conflict,
     select,
@@ -305,14 +306,18 @@ class LanceRecordStore:
     # ------------------------------------------------------------------ reads
 
     def count(self, collection: Collection) -> int:
-        table = self._open(collection.id)
-        return 0 if table is None else int(table.count_rows())
+        opened = self._latest(collection.id)
+        if opened is None:
+            return 0
+        snapshot = self._memory.at(collection.id, opened[1])
+        return int(opened[0].count_rows()) if snapshot is None else snapshot.num_rows
 
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
-        table = self._open(collection.id)
-        if table is None or request.limit == 0:
+        opened = self._latest(collection.id)
+        if opened is None or request.limit == 0:
             return arrow.get_result([], request.include)
-        snapshot = self._memory.current(collection, table)
+        table, version = opened
+        snapshot = self._memory.current(collection, table, version)
         mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
         if snapshot is not None and mask is not None:
             columns = arrow.columns(snapshot.data.column_names, request.include)
@@ -345,8 +350,9 @@ class LanceRecordStore:
         return arrow.in_order(data)
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
-        table = self._open(collection.id)
-        snapshot = None if table is None else self._memory.current(collection, table)
+        opened = self._latest(collection.id)
+        table = None if opened is None else opened[0]
+        snapshot = None if opened is None else self._memory.current(collection, *opened)
         if request.filter.ids is not None:
             self._check_ids_exist(table, request.filter.ids)
         result = QueryResult(ids=[])
@@ -358,14 +364,13 @@ class LanceRecordStore:
         for vector in request.embeddings:
             if snapshot is not None and mask is not None:
                 columns = arrow.columns(snapshot.data.column_names, include)
-                probes = self._memory.probes(snapshot, collection)
                 found = snapshot.nearest(
                     vector,
                     request.n_results,
                     mask,
                     collection.space,
                     columns,
-                    probes,
+                    self._memory.effort(snapshot, collection),
                     exact_rows=self.policy.threshold,
                 )
                 records = arrow.records(found)
@@ -440,12 +445,16 @@ class LanceRecordStore:
 
     def _open(self, collection_id: str) -> Any | None:
         """The collection's table at its latest version, or ``None`` if it has no records."""
+        opened = self._latest(collection_id)
+        return None if opened is None else opened[0]
+
+    def _latest(self, collection_id: str) -> tuple[Any, int] | None:
+        """:meth:`_open` and the version it checked out."""
         with self._lock:
             table = self._tables.get(collection_id)
         if table is not None:
             try:
-                table.checkout_latest()  # the one version check of this operation
-                return table
+                return table, checkout_latest(table)  # the one version check of this operation
             except Exception:  # dropped by another process: forget the handle
                 with self._lock:
                     self._tables.pop(collection_id, None)
@@ -454,7 +463,8 @@ class LanceRecordStore:
         except ValueError:  # "Table ... was not found": no record was ever written
             return None
         with self._lock:
-            return self._tables.setdefault(collection_id, table)
+            table = self._tables.setdefault(collection_id, table)
+        return table, int(table.version)
 
     def _writable(self, collection: Collection) -> Any:
         table = self._open(collection.id)
@@ -574,10 +584,11 @@ class LanceRecordStore:
         request_filter: Filter,
         bm25: bool,
     ) -> list[tuple[str, float]]:
-        table = self._open(collection.id)
-        if table is None or not vector.indices:
+        opened = self._latest(collection.id)
+        if opened is None or not vector.indices:
             return []
-        snapshot = self._memory.current(collection, table)
+        table, version = opened
+        snapshot = self._memory.current(collection, table, version)
         with engine_errors():
             return self._sparse.nearest(
                 table, snapshot, collection.id, key, vector, limit, request_filter, bm25
