@@ -57,11 +57,13 @@ class Graph:
         self._index = index
 
     def nearest(self, query: Vectors, count: int, space: Space, ef: int) -> Positions | None:
-        """Positions of about the ``count`` rows nearest to ``query`` (at least ``ef`` are
-        considered); ``None`` when the graph cannot answer (not built, or it found fewer)."""
+        """Positions of about the ``count`` rows nearest to ``query`` (all rows of a smaller
+        graph; at least ``ef`` are considered); ``None`` when the graph cannot answer (not built,
+        or it found fewer)."""
         index = self._index
-        if index is None or count > index.get_current_count():
+        if index is None:
             return None
+        count = min(count, index.get_current_count())
         if index.ef != ef:  # the collection's ef_search changed (a benign race: any ef works)
             index.set_ef(ef)
         point = _unit(query[None, :]) if space == "cosine" else query[None, :]
