@@ -252,3 +252,28 @@ def test_a_partitioned_snapshot_follows_writes(tmp_path: Path) -> None:
     listed = store.get(target, GetRequest()).ids
     assert listed == [i for i in ids if i != "r7"] + ["new"]
     assert "r7" not in store.query(target, QueryRequest(far, n_results=200)).ids[0]
+
+
+@pytest.mark.parametrize("memory_mb", [1, 2])
+def test_a_large_snapshot_gets_a_graph_only_within_the_memory_budget(
+    tmp_path: Path, memory_mb: int
+) -> None:
+    """The graph holds its own copy of the vectors: a table that fits the budget but not with
+    its graph is served from its partitions alone; with room for both, the graph is built in
+    the background and then answers, with the rows written since."""
+    policy = IndexPolicy(memory_rows=10, threshold=50, memory_mb=memory_mb)
+    store = LanceRecordStore(str(tmp_path), policy=policy)
+    target = collection(DIMENSION)
+    rows = 5_000  # ~0.7 MB as a table, ~0.8 MB more as a graph
+    vectors = np.random.default_rng(4).normal(size=(rows, DIMENSION)).astype(np.float32)
+    store.add(target, RecordBatch(ids=[f"r{i}" for i in range(rows)], embeddings=vectors))
+    snapshot = loaded(store, target)
+    assert (snapshot.graph is not None) is (memory_mb == 2)
+    deadline = time.monotonic() + 30
+    while snapshot.graph is not None and not snapshot.graph.ready:
+        assert time.monotonic() < deadline, "the graph was never built"
+        time.sleep(0.05)
+    far = np.full((1, DIMENSION), 9.0, np.float32)
+    store.add(target, RecordBatch(ids=["new"], embeddings=far))
+    assert store.query(target, QueryRequest(vectors[[17]], n_results=1)).ids == [["r17"]]
+    assert store.query(target, QueryRequest(far, n_results=1)).ids == [["new"]]
