@@ -83,11 +83,7 @@ class IndexPolicy:
     threshold: int = 20_000  # rows before an IVF-PQ index is built; below, search is exact
     sub_vector_dims: int = 1  # dimensions per PQ sub-vector (num_sub_vectors = dim / this)
     num_bits: int = 4  # bits per PQ code: 4-bit codes build 10-30x faster at equal recall
-    rows_per_partition: int = 4096  # IVF partitions = rows / this ...
-    # ... and at least this many: probing 25 of 100 partitions, a cold query on S3 reads the PQ
-    # codes of a quarter of the rows instead of 20 of the 24 partitions 100k rows had (recall@10
-    # 1.000 clustered, 0.966 low-rank at 100k: bench/index_sweep.py --partitions 100)
-    min_partitions: int = 100
+    rows_per_partition: int = 4096  # IVF partitions = rows / this
     sample_rate: int = 64  # k-means training samples per centroid (IVF and PQ)
     max_iterations: int = 20  # k-means iterations
     nprobes: int = 20  # partitions probed at least, at Chroma's default ef_search (100)
@@ -101,12 +97,6 @@ class IndexPolicy:
     memory_rows: int = 10_000  # tables up to this many rows are read into memory on first use
     memory_mb: int = 256  # larger ones in the background, while all snapshots fit in this
     memory_probe_percent: int = 25  # share of an in-memory partitioning a query scans
-
-    def partitions(self, rows: int) -> int:
-        """IVF partitions of an engine index over ``rows`` rows (the minimum only as far as
-        each partition keeps 200 rows to train on)."""
-        least = min(self.min_partitions, rows // 200)
-        return max(1, least, rows // self.rows_per_partition)
 
 
 @dataclass(frozen=True)

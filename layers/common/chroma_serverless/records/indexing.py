@@ -60,7 +60,7 @@ def maintain(
         dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
         config = IvfPq(
             distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
-            num_partitions=policy.partitions(report["rows"]),
+            num_partitions=max(1, report["rows"] // policy.rows_per_partition),
             num_sub_vectors=max(1, dimension // policy.sub_vector_dims),
             num_bits=policy.num_bits,
             sample_rate=policy.sample_rate,

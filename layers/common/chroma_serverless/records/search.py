@@ -71,6 +71,6 @@ def nprobes(policy: IndexPolicy, collection: Collection, described: Description 
     base = policy.nprobes
     index = None if described is None else described.vector_index
     if index is not None:
-        partitions = policy.partitions(int(index.num_indexed_rows or 0))
+        partitions = max(1, int(index.num_indexed_rows or 0) // policy.rows_per_partition)
         base = max(base, -(-partitions * policy.probe_percent // 100))
     return max(1, round(base * float(ef_search) / 100))
