@@ -129,11 +129,13 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
     app.state.service = service
     route_class = guarded_route(Authenticator(service.catalog, service.settings.auth))
     routers = {"control": control_routers, "data": data_routers}
-    routes: list[BaseRoute] = []  # flat: FastAPI keeps included routers nested
+    routes: list[BaseRoute] = []
     for plane in planes:
         for router in routers[plane](service, route_class):
-            app.include_router(router)
             routes.extend(router.routes)
+            # Flat on the app's router: include_router() keeps each router nested, and FastAPI
+            # then walks every level of the tree to match each request.
+            app.router.routes.extend(router.routes)
     install_error_handlers(app)
     if service.settings.cors_origins:
         app.add_middleware(
