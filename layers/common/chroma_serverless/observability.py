@@ -142,6 +142,14 @@ def begin(keys: Mapping[str, Any]) -> Unit:
     return current
 
 
+def bind(keys: Mapping[str, Any]) -> None:
+    """Add ``keys`` to the current unit's, ahead of the ones it has (a request's route, once
+    routing has found it)."""
+    current = _current.get()
+    if current is not None:
+        current.keys = {**keys, **current.keys}
+
+
 @contextlib.contextmanager
 def unit(keys: Mapping[str, Any]) -> Iterator[Unit]:
     """A unit of work for the block (an invocation, a maintenance run): ``keys`` added to the
