@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
 from fastapi.testclient import TestClient
 
 from chroma_serverless import auth, observability
@@ -259,6 +262,31 @@ def test_an_internal_error_is_logged_under_the_trace_id_the_client_gets(
     assert error["route"] == access["route"] == RECORD_ROUTE.replace("POST", "GET") + "count"
     assert access["status"] == 500
     assert dimensions(document) == request_dimensions(access["route"], "5xx")
+
+
+def test_an_emf_document_is_the_one_powertools_writes(
+    json_logs: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = {"trace_id": "t1", "correlation_id": "c1", "collection": "c", "tenant": "acme"}
+    values = [(observability.REQUESTS, 1), (observability.LATENCY, 5.5), (observability.LATENCY, 2)]
+    with observability.unit(keys) as current:
+        for name, value in values:
+            observability.count(name, value)
+        observability.emit(current, route="POST /r", status_class="2xx")
+    (document,) = read(capsys).documents
+
+    powertools = AmazonCloudWatchEMFProvider(
+        namespace=observability.NAMESPACE, service=SERVICE_NAME
+    )
+    for name, value in values:
+        powertools.add_metric(name=name, unit=observability.METRICS[name], value=value)
+    powertools.add_dimension(name="route", value="POST /r")
+    powertools.add_dimension(name="status_class", value="2xx")
+    for key in ("trace_id", "correlation_id", "collection"):
+        powertools.add_metadata(key=key, value=keys[key])
+    expected = powertools.serialize_metric_set()
+    document["_aws"].pop("Timestamp"), expected["_aws"].pop("Timestamp")
+    assert json.dumps(document) == json.dumps(expected)  # the same keys in the same order
 
 
 def test_text_logs_by_default_and_no_metrics(

@@ -29,7 +29,8 @@ from chroma_serverless.errors import (
     MethodNotAllowedError,
     RouteNotFoundError,
 )
-from chroma_serverless.request_telemetry import RequestTelemetry
+from chroma_serverless.request_body import JsonRequest
+from chroma_serverless.request_telemetry import RequestTelemetry, route_selected
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine, Sequence
@@ -129,11 +130,13 @@ def create_app(service: Service, planes: Collection[Plane] = PLANES) -> FastAPI:
     app.state.service = service
     route_class = guarded_route(Authenticator(service.catalog, service.settings.auth))
     routers = {"control": control_routers, "data": data_routers}
-    routes: list[BaseRoute] = []  # flat: FastAPI keeps included routers nested
+    routes: list[BaseRoute] = []
     for plane in planes:
         for router in routers[plane](service, route_class):
-            app.include_router(router)
             routes.extend(router.routes)
+            # Flat on the app's router: include_router() keeps each router nested, and FastAPI
+            # then walks every level of the tree to match each request.
+            app.router.routes.extend(router.routes)
     install_error_handlers(app)
     if service.settings.cors_origins:
         app.add_middleware(
@@ -293,19 +296,24 @@ PUBLIC_ROUTES = frozenset({"heartbeat", "version", "pre_flight_checks", "healthc
 
 
 def guarded_route(authenticator: Authenticator) -> type[APIRoute]:
-    """A route class that authenticates and authorizes from the path before anything else runs
-    (before the body is even parsed): 401 for no or unknown credentials, 403 outside the scope."""
+    """A route class that names the route on the request's log keys, then authenticates and
+    authorizes from the path before anything else runs (before the body is even parsed): 401
+    for no or unknown credentials, 403 outside the scope."""
 
     class GuardedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
             action = ROUTE_ACTIONS.get(self.name)
-            if action is None:
-                assert self.name in PUBLIC_ROUTES, f"route {self.name} has no action"
-                return handler
+            assert action is not None or self.name in PUBLIC_ROUTES, f"{self.name} has no action"
 
             async def guarded(request: Request) -> Response:
-                principal = await run_in_threadpool(authenticator.authenticate, request.headers)
+                route_selected(request, self)
+                request = JsonRequest(request.scope, request.receive)
+                if action is None:
+                    return await handler(request)
+                principal = ANONYMOUS  # auth off: no credentials to look up, no thread hop
+                if authenticator.enabled:
+                    principal = await run_in_threadpool(authenticator.authenticate, request.headers)
                 params = request.path_params
                 authenticator.authorize(
                     principal, action, params.get("tenant"), params.get("database")

@@ -14,14 +14,16 @@ from starlette.routing import Match, Route
 from chroma_serverless import observability
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
+    from starlette.requests import Request
     from starlette.routing import BaseRoute
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("chroma_serverless.requests")
 
 TRACE_HEADER = b"chroma-trace-id"
+ROUTE = "route"
 UNMATCHED = "unmatched"  # never the raw path: metric dimensions must stay few
 # Path parameters worth a log key, by the name each gets.
 PATH_KEYS = {
@@ -43,8 +45,8 @@ class RequestTelemetry:
             return
         start = time.perf_counter()
         trace_id = uuid.uuid4().hex
-        route, keys = self._route(scope)
-        keys.update(_lambda_keys(scope), trace_id=trace_id)
+        keys = _lambda_keys(scope)
+        keys["trace_id"] = trace_id
         status = 500  # unless a response starts: an exception escaped to the error handler
         current = observability.begin(keys)
         if keys.get("cold_start"):
@@ -63,6 +65,8 @@ class RequestTelemetry:
         try:
             await self.app(scope, receive, send_traced)
         finally:
+            if ROUTE not in current.keys:  # answered before a route ran (404, 405, 413...)
+                observability.bind(self._route(scope))
             latency = (time.perf_counter() - start) * 1000
             log.info(
                 "%s %s %d %.1f ms",
@@ -74,18 +78,29 @@ class RequestTelemetry:
             )
             observability.count(observability.REQUESTS, 1)
             observability.count(observability.LATENCY, latency)
-            observability.emit(current, route=route, status_class=f"{status // 100}xx")
+            observability.emit(
+                current, route=current.keys[ROUTE], status_class=f"{status // 100}xx"
+            )
 
-    def _route(self, scope: Scope) -> tuple[str, dict[str, Any]]:
-        """The matched route as ``METHOD template`` and log keys from its path parameters."""
+    def _route(self, scope: Scope) -> dict[str, Any]:
+        """The keys of the route matching ``scope`` (routing may not have got to it)."""
         for route in self.routes:
             match, child = route.matches(scope)
             if match is Match.FULL and isinstance(route, Route):
-                params = child.get("path_params", {})
-                keys = {PATH_KEYS[k]: v for k, v in params.items() if k in PATH_KEYS}
-                label = f"{scope['method']} {route.path_format}"
-                return label, {"route": label, **keys}
-        return UNMATCHED, {"route": UNMATCHED}
+                return route_keys(scope["method"], route, child.get("path_params", {}))
+        return {ROUTE: UNMATCHED}
+
+
+def route_selected(request: Request, route: Route) -> None:
+    """The request's log keys and metric dimension from the route about to handle it (each
+    route's handler calls this first: routing has matched it already, no second scan)."""
+    observability.bind(route_keys(request.method, route, request.path_params))
+
+
+def route_keys(method: str, route: Route, path_params: Mapping[str, Any]) -> dict[str, Any]:
+    """``route`` as ``METHOD template`` and log keys from its path parameters."""
+    keys = {PATH_KEYS[k]: v for k, v in path_params.items() if k in PATH_KEYS}
+    return {ROUTE: f"{method} {route.path_format}", **keys}
 
 
 def _lambda_keys(scope: Scope) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from chroma_serverless.types import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from chroma_serverless.types import Metadata
@@ -84,6 +85,7 @@ class SqliteCatalog:
             str(path), check_same_thread=False, isolation_level=None, timeout=30
         )
         self._lock = threading.RLock()
+        self._by_id = _UnchangedCache(self._conn)
         with self._lock:
             if str(path) != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -223,6 +225,12 @@ class SqliteCatalog:
         return _collection(row)
 
     def get_collection_by_id(self, collection_id: str) -> Collection:
+        with self._lock:
+            if self._conn.in_transaction:  # within a write, which may yet roll back
+                return self._read_collection_by_id(collection_id)
+            return self._by_id.get(collection_id, self._read_collection_by_id)
+
+    def _read_collection_by_id(self, collection_id: str) -> Collection:
         with self._transaction() as db:
             row = db.execute(_COLLECTION_SELECT + "WHERE c.id = ?", (collection_id,)).fetchone()
         if row is None:
@@ -423,6 +431,35 @@ class SqliteCatalog:
             db.execute("DELETE FROM databases")
             db.execute("DELETE FROM tenants")
         self._ensure_defaults()
+
+
+class _UnchangedCache:
+    """Collections read by id (every record request reads one), kept while the database is
+    unchanged: ``PRAGMA data_version`` moves when another connection, of this process or
+    another, commits; ``total_changes`` when this one writes. Checking both costs far less than
+    the query and the JSON decoding of a configuration and schema. The collections are shared
+    between requests: nothing may change their dictionaries in place."""
+
+    LIMIT = 1024  # collections; past it the cache starts over
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._version: tuple[int, int] | None = None
+        self._entries: dict[str, Collection] = {}
+
+    def get(self, collection_id: str, read: Callable[[str], Collection]) -> Collection:
+        """Call with the catalog's lock held, outside a transaction."""
+        version = (
+            self._conn.execute("PRAGMA data_version").fetchone()[0],
+            self._conn.total_changes,
+        )
+        if version != self._version or len(self._entries) >= self.LIMIT:
+            self._entries.clear()
+            self._version = version
+        found = self._entries.get(collection_id)
+        if found is None:
+            found = self._entries[collection_id] = read(collection_id)
+        return found
 
 
 class _Transaction:
