@@ -53,7 +53,7 @@ class MemoryTier:
             self._cache.put(collection.id, snapshot)
             return snapshot
         dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
-        if rows * (4 * dimension + ROW_OVERHEAD_BYTES) > self._cache.max_bytes:
+        if _table_bytes(rows, dimension) > self._cache.max_bytes:
             return None
         with self._lock:
             again = collection.id in self._asked
@@ -97,7 +97,7 @@ class MemoryTier:
         without partitions."""
         if snapshot.index is None:
             return None
-        ef_search = int(_hnsw(collection).get("ef_search", 100))
+        ef_search = _ef_search(collection)
         share = snapshot.index.partitions * self._policy.memory_probe_percent / 100
         base = max(self._policy.nprobes, math.ceil(share))
         return Effort(max(1, round(base * ef_search / 100)), max(1, ef_search))
@@ -130,8 +130,8 @@ class MemoryTier:
             int(hnsw.get("max_neighbors", 16)),
             int(hnsw.get("ef_construction", 100)),
         )
-        table_bytes = rows * (4 * dimension + ROW_OVERHEAD_BYTES)
-        return graph if table_bytes + graph.nbytes <= self._cache.max_bytes else None
+        fits = _table_bytes(rows, dimension) + graph.nbytes <= self._cache.max_bytes
+        return graph if fits else None
 
     def _read(self, collection: Collection, version: int, rows: int) -> None:
         table = self._db.open_table(collection.id)  # its own handle: others move theirs
@@ -161,7 +161,7 @@ class MemoryTier:
         """Fill the snapshot's graph (on the background thread that read it), unless the
         snapshot left the cache meanwhile."""
         if snapshot.graph is not None and self._cache.get(collection.id) is not None:
-            snapshot.build_graph(collection.space, int(_hnsw(collection).get("ef_search", 100)))
+            snapshot.build_graph(collection.space, _ef_search(collection))
 
     def _in_background(self, collection: Collection, work: Callable[[], None]) -> None:
         """Run ``work`` on a thread unless one is already running for the collection."""
@@ -186,3 +186,13 @@ def _hnsw(collection: Collection) -> dict[str, Any]:
     """The collection's ``hnsw`` configuration (Chroma's index parameters), or none."""
     hnsw = collection.configuration.get("hnsw")
     return hnsw if isinstance(hnsw, dict) else {}
+
+
+def _ef_search(collection: Collection) -> int:
+    """Chroma's ``hnsw.ef_search`` (default 100): how hard an approximate search looks."""
+    return int(_hnsw(collection).get("ef_search", 100))
+
+
+def _table_bytes(rows: int, dimension: int) -> int:
+    """What a snapshot of ``rows`` rows of ``dimension`` takes in memory, about."""
+    return rows * (4 * dimension + ROW_OVERHEAD_BYTES)
