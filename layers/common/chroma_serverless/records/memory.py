@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from chroma_serverless import layout
@@ -159,9 +160,14 @@ class MemoryTier:
 
     def _build_graph(self, collection: Collection, snapshot: Snapshot) -> None:
         """Fill the snapshot's graph (on the background thread that read it), unless the
-        snapshot left the cache meanwhile."""
+        snapshot left the cache meanwhile. Logged: from then on the graph answers queries, and
+        the build is the slow step of serving a large table from memory."""
         if snapshot.graph is not None and self._cache.get(collection.id) is not None:
+            started = time.monotonic()
             snapshot.build_graph(collection.space, _ef_search(collection))
+            seconds = time.monotonic() - started
+            rows = snapshot.num_rows
+            log.info("graph of %s built: %d rows in %.2f s", collection.id, rows, seconds)
 
     def _in_background(self, collection: Collection, work: Callable[[], None]) -> None:
         """Run ``work`` on a thread unless one is already running for the collection."""
