@@ -1,7 +1,8 @@
 """Several OS processes on one collection in S3 (moto's server over HTTP), as Lambda runs them:
 no lost writes, no duplicate ids, and a write acknowledged by one is visible to the next read of
-another. Also several processes creating one collection in the DynamoDB catalog, and several
-server processes on one table and bucket introducing the same new metadata keys at once."""
+another (also in a local directory). Also several processes creating one collection in the
+DynamoDB catalog, and several server processes on one table and bucket introducing the same new
+metadata keys at once."""
 
 from __future__ import annotations
 
@@ -94,8 +95,17 @@ def test_concurrent_writers_lose_nothing_and_duplicate_nothing(moto: Moto, bucke
     assert set(ids) == expected
 
 
-def test_a_write_is_visible_to_the_next_read_of_another_process(moto: Moto, bucket: str) -> None:
-    uri, options = f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto)
+@pytest.mark.parametrize("storage", ["s3", "local"])
+def test_a_write_is_visible_to_the_next_read_of_another_process(
+    storage: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """On S3 the engine checks the version; in a local directory the manifests' names do."""
+    if storage == "s3":
+        moto: Moto = request.getfixturevalue("moto")
+        bucket: str = request.getfixturevalue("bucket")
+        uri, options = f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto)
+    else:
+        uri, options = str(tmp_path / "records"), {}
     target = collection()
     here = LanceRecordStore(uri, options)
     here.add(target, RecordBatch(ids=["first"], embeddings=vectors(1, 1)))

@@ -17,6 +17,7 @@ from chroma_serverless.masks import row_mask
 from chroma_serverless.records import arrow, bulk, clones, indexing, search, sparse
 from chroma_serverless.records.engine import (
     Descriptions,
+    LocalVersions,
     checkout_latest,
     engine_errors,
     retry_on_conflict,
@@ -146,7 +147,9 @@ class LanceRecordStore:
         # in any other, and a warm handle keeps its cached index and metadata.
         self._storage_options = dict(storage_options or {})
         self._db = lancedb.connect(uri, storage_options=self._storage_options)
-        self._tables: dict[str, Any] = {}
+        # each open handle, with the version its last check found (writes move it past that)
+        self._tables: dict[str, tuple[Any, int]] = {}
+        self._versions = LocalVersions(uri)
         self._described = Descriptions()
         self._lock = threading.Lock()
         self._memory = MemoryTier(self._db, self.policy)
@@ -449,22 +452,30 @@ class LanceRecordStore:
         return None if opened is None else opened[0]
 
     def _latest(self, collection_id: str) -> tuple[Any, int] | None:
-        """:meth:`_open` and the version it checked out."""
+        """:meth:`_open` and the version it checked out. A handle whose last check found the
+        version a local directory still shows as the newest is current without another."""
         with self._lock:
-            table = self._tables.get(collection_id)
-        if table is not None:
+            held = self._tables.get(collection_id)
+        if held is not None:
+            table, checked = held
+            if self._versions.newest(collection_id) == checked:
+                return held
             try:
-                return table, checkout_latest(table)  # the one version check of this operation
+                opened = table, checkout_latest(table)  # the one version check of this operation
             except Exception:  # dropped by another process: forget the handle
                 with self._lock:
                     self._tables.pop(collection_id, None)
+            else:
+                with self._lock:
+                    self._tables[collection_id] = opened
+                return opened
         try:
             table = self._db.open_table(collection_id)
         except ValueError:  # "Table ... was not found": no record was ever written
             return None
         with self._lock:
-            table = self._tables.setdefault(collection_id, table)
-        return table, int(table.version)
+            opened = self._tables.setdefault(collection_id, (table, int(table.version)))
+        return opened
 
     def _writable(self, collection: Collection) -> Any:
         table = self._open(collection.id)
