@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chroma_serverless.records")
 
+GRAPH_BREADTH_ROWS = 100_000  # the graph searches with ef_search up to this many rows
 ROW_OVERHEAD_BYTES = 128  # per row beyond its vector: id, seq, a short document, metadata
 
 
@@ -93,15 +94,17 @@ class MemoryTier:
 
     def effort(self, snapshot: Snapshot, collection: Collection) -> Effort | None:
         """How hard a query searches: the graph keeps Chroma's ``ef_search`` candidates (default
-        100); the IVF scans ``policy.memory_probe_percent`` of the partitions (at least
-        ``policy.nprobes``), scaled by ``ef_search``. ``None`` (exact search) for a snapshot
+        100; more past 100k rows, :func:`_graph_breadth`); the IVF scans
+        ``policy.memory_probe_percent`` of the partitions (at least ``policy.nprobes``), scaled
+        by ``ef_search``. ``None`` (exact search) for a snapshot
         without partitions."""
         if snapshot.index is None:
             return None
         ef_search = _ef_search(collection)
         share = snapshot.index.partitions * self._policy.memory_probe_percent / 100
         base = max(self._policy.nprobes, math.ceil(share))
-        return Effort(max(1, round(base * ef_search / 100)), max(1, ef_search))
+        probes = max(1, round(base * ef_search / 100))
+        return Effort(probes, _graph_breadth(max(1, ef_search), snapshot.num_rows))
 
     def discard(self, collection_id: str) -> None:
         self._cache.discard(collection_id)
@@ -167,7 +170,8 @@ class MemoryTier:
         the build is the slow step of serving a large table from memory."""
         if snapshot.graph is not None and self._cache.get(collection.id) is not None:
             started = time.monotonic()
-            snapshot.build_graph(collection.space, _ef_search(collection))
+            breadth = _graph_breadth(_ef_search(collection), snapshot.num_rows)
+            snapshot.build_graph(collection.space, breadth)
             seconds = time.monotonic() - started
             rows = snapshot.num_rows
             log.info("graph of %s built: %d rows in %.2f s", collection.id, rows, seconds)
@@ -200,6 +204,14 @@ def _hnsw(collection: Collection) -> dict[str, Any]:
 def _ef_search(collection: Collection) -> int:
     """Chroma's ``hnsw.ef_search`` (default 100): how hard an approximate search looks."""
     return int(_hnsw(collection).get("ef_search", 100))
+
+
+def _graph_breadth(ef_search: int, rows: int) -> int:
+    """How many candidates the graph keeps while it searches: ``ef_search`` up to 100k rows,
+    and beyond, that times the square root of the growth. At a fixed breadth an HNSW graph's
+    recall falls as it grows: 1M × 384 clustered rows (cosine, 16 neighbours) gave recall@10
+    0.945 at 100, 0.973 at 150, 0.986 at 300, for 0.9, 1.1 and 1.3 ms per query."""
+    return math.ceil(ef_search * max(1.0, math.sqrt(rows / GRAPH_BREADTH_ROWS)))
 
 
 def _table_bytes(rows: int, dimension: int) -> int:
