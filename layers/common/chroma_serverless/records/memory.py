@@ -96,8 +96,7 @@ class MemoryTier:
         """How hard a query searches: the graph keeps Chroma's ``ef_search`` candidates (default
         100; more past 100k rows, :func:`_graph_breadth`); the IVF scans
         ``policy.memory_probe_percent`` of the partitions (at least ``policy.nprobes``), scaled
-        by ``ef_search``. ``None`` (exact search) for a snapshot
-        without partitions."""
+        by ``ef_search``. ``None`` (exact search) for a snapshot without partitions."""
         if snapshot.index is None:
             return None
         ef_search = _ef_search(collection)
