@@ -17,13 +17,13 @@ from chroma_serverless.masks import row_mask
 from chroma_serverless.records import arrow, bulk, clones, indexing, search, sparse
 from chroma_serverless.records.engine import (
     Descriptions,
+    LocalVersions,
     checkout_latest,
     engine_errors,
     retry_on_conflict,
     select,
 )
 from chroma_serverless.records.memory import MemoryTier
-from chroma_serverless.records.versions import Versions
 from chroma_serverless.types import IndexPolicy, QueryResult, RestorePoint
 
 if TYPE_CHECKING:
@@ -148,10 +148,9 @@ class LanceRecordStore:
         # any other, and a warm handle keeps its cached index and metadata.
         self._storage_options = dict(storage_options or {})
         self._db = lancedb.connect(uri, storage_options=self._storage_options)
-        # each open handle, the version its last check found (writes move it past that), and
-        # whether its manifests follow the naming that lets ``Versions`` check it
-        self._tables: dict[str, tuple[Any, int, bool]] = {}
-        self._versions = Versions(uri, self._storage_options)
+        # each open handle, with the version its last check found (writes move it past that)
+        self._tables: dict[str, tuple[Any, int]] = {}
+        self._versions = LocalVersions(uri)
         self._described = Descriptions()
         self._lock = threading.Lock()
         self._memory = MemoryTier(self._db, self.policy)
@@ -454,32 +453,30 @@ class LanceRecordStore:
         return None if opened is None else opened[0]
 
     def _latest(self, collection_id: str) -> tuple[Any, int] | None:
-        """:meth:`_open` and the version it checked out: the one version check of the
-        operation, by the manifests' names (``versions.py``) when they tell, else the engine."""
+        """:meth:`_open` and the version it checked out. A handle whose last check found the
+        version a local directory still shows as the newest is current without another."""
         with self._lock:
             held = self._tables.get(collection_id)
         if held is not None:
-            table, checked, named = held
-            if named and self._versions.latest_is(collection_id, checked):
-                return table, checked
+            table, checked = held
+            if self._versions.newest(collection_id) == checked:
+                return held
             try:
-                version = checkout_latest(table)
+                opened = table, checkout_latest(table)  # the one version check of this operation
             except Exception:  # dropped by another process: forget the handle
                 with self._lock:
                     self._tables.pop(collection_id, None)
             else:
                 with self._lock:
-                    self._tables[collection_id] = (table, version, named)
-                return table, version
+                    self._tables[collection_id] = opened
+                return opened
         try:
             table = self._db.open_table(collection_id)
         except ValueError:  # "Table ... was not found": no record was ever written
             return None
-        version = int(table.version)
-        named = self._versions.named(collection_id, version)
         with self._lock:
-            table, version, _ = self._tables.setdefault(collection_id, (table, version, named))
-        return table, version
+            opened = self._tables.setdefault(collection_id, (table, int(table.version)))
+        return opened
 
     def _writable(self, collection: Collection) -> Any:
         table = self._open(collection.id)
