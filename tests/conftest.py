@@ -223,8 +223,15 @@ def server(
 ) -> Iterator[Server]:
     """``chroma-serverless run --port 0 --allow-reset [--aws-local]`` in a subprocess, stopped by
     its PID: the embedded default, and the AWS storage (DynamoDB, S3) on moto."""
-    extra = ("--aws-local",) if request.param == "aws-local" else ()
-    running = Server(tmp_path_factory.mktemp("server"), "--allow-reset", *extra)
+    yield from serve_mode(request.param, tmp_path_factory.mktemp("server"))
+
+
+def serve_mode(mode: str, path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """The body of a fixture serving one mode (``embedded`` or ``aws-local``) with reset
+    allowed: the official clients' sessions closed, the server stopped, and no internal error
+    in its log."""
+    extra = ("--aws-local",) if mode == "aws-local" else ()
+    running = Server(path, "--allow-reset", *extra, env=env)
     yield running
     close_chroma_clients()
     running.stop()

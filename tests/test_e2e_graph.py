@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from tests.conftest import Server, chroma_client, close_chroma_clients, run_async
+from tests.conftest import Server, chroma_client, run_async, serve_mode
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,12 +48,7 @@ GRAPH_BUILT = re.compile(r"graph of (\S+) built: (\d+) rows in [\d.]+ s")
 def graph_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    extra = ("--aws-local",) if request.param == "aws-local" else ()
-    running = Server(tmp_path_factory.mktemp("graph"), "--allow-reset", *extra, env=ENV)
-    yield running
-    close_chroma_clients()
-    running.stop()
-    assert running.errors_logged() == []
+    yield from serve_mode(request.param, tmp_path_factory.mktemp("graph"), ENV)
 
 
 class Written:

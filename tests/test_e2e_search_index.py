@@ -13,7 +13,7 @@ import pytest
 from chromadb import K, Knn, Rrf, Schema, Search, SparseVectorIndexConfig
 from chromadb.base_types import SparseVector
 
-from tests.conftest import Server, chroma_client, close_chroma_clients
+from tests.conftest import Server, chroma_client, serve_mode
 from tests.search_oracle import SearchOracle
 
 if TYPE_CHECKING:
@@ -35,12 +35,7 @@ ENV = {
 def indexing_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    extra = ("--aws-local",) if request.param == "aws-local" else ()
-    running = Server(tmp_path_factory.mktemp("indexing"), "--allow-reset", *extra, env=ENV)
-    yield running
-    close_chroma_clients()
-    running.stop()
-    assert running.errors_logged() == []
+    yield from serve_mode(request.param, tmp_path_factory.mktemp("indexing"), ENV)
 
 
 def clustered(rows: int, seed: int) -> np.ndarray[Any, Any]:

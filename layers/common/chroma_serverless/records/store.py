@@ -143,9 +143,9 @@ class LanceRecordStore:
         self.policy = policy or IndexPolicy()
         # Tables never re-check their version on their own (each engine check is a LIST on S3,
         # and one search would make five); instead every operation starts with one explicit
-        # check (``_latest``: a HEAD for the next version's manifest, the engine's LIST only once
-        # it moved), so a write acknowledged by any process is visible to the next operation in
-        # any other, and a warm handle keeps its cached index and metadata.
+        # check (``_latest``: locally a listing of the manifests, the engine only once the
+        # version moved), so a write acknowledged by any process is visible to the next
+        # operation in any other, and a warm handle keeps its cached index and metadata.
         self._storage_options = dict(storage_options or {})
         self._db = lancedb.connect(uri, storage_options=self._storage_options)
         # each open handle, with the version its last check found (writes move it past that)
