@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import random
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from chroma_serverless import layout
@@ -24,8 +22,6 @@ if TYPE_CHECKING:
     from chroma_serverless.types import Space
 
 LANCE_DISTANCE: dict[Space, str] = {"l2": "l2", "cosine": "cosine", "ip": "dot"}
-U64_MAX = 2**64 - 1
-MANIFEST_NAME_LENGTH = len("00000000000000000000.manifest")
 REGEX_ERRORS = ("regex parse error", "Regular expression did not compile")
 WRITE_RETRIES = 5
 # A write built against a schema another writer has since changed: pyarrow's lookup of a column
@@ -87,32 +83,6 @@ def checkout_latest(table: Any) -> int:
         return int(await table._table.version())
 
     return int(loop.run(latest()))
-
-
-class LocalVersions:
-    """The newest committed version of a table in a local directory, read from the names of its
-    manifests, without the engine: Lance commits version ``v`` by creating (atomically, never
-    overwriting) ``_versions/{u64::MAX - v:020}.manifest``, so the smallest such name is the
-    newest version. One directory listing (0.1 ms for 118 versions here) instead of an engine
-    call (0.45 ms, and a wait for the GIL on the engine's threads under load). ``None`` when it
-    cannot tell (storage that is not a local directory, or another naming scheme): then the
-    engine checks."""
-
-    def __init__(self, uri: str) -> None:
-        self._root = None if "://" in uri else Path(uri)
-
-    def newest(self, collection_id: str) -> int | None:
-        if self._root is None:
-            return None
-        try:
-            names = os.listdir(self._root / f"{collection_id}.lance" / "_versions")
-        except OSError:
-            return None
-        manifests = [n for n in names if len(n) == MANIFEST_NAME_LENGTH and n.endswith(".manifest")]
-        newest = min(manifests, default="")
-        if not newest[:20].isdigit():
-            return None
-        return U64_MAX - int(newest[:20])
 
 
 def select(table: Any, predicate: str | None, columns: list[str]) -> pa.Table:

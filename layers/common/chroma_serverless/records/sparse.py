@@ -39,6 +39,7 @@ from chroma_serverless import collection_schema, layout
 from chroma_serverless.filters import to_sql
 from chroma_serverless.masks import row_mask
 from chroma_serverless.records.engine import select
+from chroma_serverless.records.versions import s3_filesystem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -324,7 +325,7 @@ class IndexFiles:
 
     @functools.cached_property
     def fs(self) -> pafs.FileSystem:
-        return pafs.LocalFileSystem() if self.local else _s3(self._options)
+        return pafs.LocalFileSystem() if self.local else s3_filesystem(self._options)
 
     def directory(self, collection_id: str, key: str) -> str:
         return f"{self.root}/{collection_id}.lance/{INDEX_DIR}/{layout.encode_key(key)}"
@@ -356,23 +357,6 @@ class IndexFiles:
             self.fs.move(target, path)
         for old in self.versions(collection_id, key)[:-KEPT_VERSIONS]:
             self.fs.delete_file(f"{directory}/{old:020d}.arrow")
-
-
-def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
-    """An S3 filesystem from LanceDB's storage options (credentials default to the
-    environment, as LanceDB's do)."""
-    endpoint = options.get("aws_endpoint")
-    scheme = "https"
-    if endpoint is not None:
-        scheme, _, endpoint = endpoint.rpartition("://")
-    return pafs.S3FileSystem(
-        access_key=options.get("aws_access_key_id"),
-        secret_key=options.get("aws_secret_access_key"),
-        session_token=options.get("aws_session_token"),
-        region=options.get("aws_region"),
-        endpoint_override=endpoint,
-        scheme=scheme or "https",
-    )
 
 
 class SparseIndexes:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import lancedb
 import pyarrow as pa
@@ -17,13 +18,13 @@ from chroma_serverless.masks import row_mask
 from chroma_serverless.records import arrow, bulk, clones, indexing, search, sparse
 from chroma_serverless.records.engine import (
     Descriptions,
-    LocalVersions,
     checkout_latest,
     engine_errors,
     retry_on_conflict,
     select,
 )
 from chroma_serverless.records.memory import MemoryTier
+from chroma_serverless.records.versions import Versions
 from chroma_serverless.types import IndexPolicy, QueryResult, RestorePoint
 
 if TYPE_CHECKING:
@@ -46,6 +47,20 @@ if TYPE_CHECKING:
 SCHEMA_RETRIES = 10
 DROP_RETRIES = 5
 SCAN_ROWS = 10_000
+T = TypeVar("T")
+Opened = tuple[Any, int]  # a table handle and the version its check found
+
+
+@dataclass(frozen=True)
+class Held:
+    """An open handle, the version its last check found (writes move the handle past it),
+    whether ``Versions`` can check it, and when (``time.monotonic()``) that version was last
+    confirmed the newest."""
+
+    table: Any
+    version: int
+    named: bool
+    confirmed_at: float
 
 
 class RecordStore(Protocol):
@@ -143,14 +158,13 @@ class LanceRecordStore:
         self.policy = policy or IndexPolicy()
         # Tables never re-check their version on their own (each engine check is a LIST on S3,
         # and one search would make five); instead every operation starts with one explicit
-        # check (``_latest``: locally a listing of the manifests, the engine only once the
-        # version moved), so a write acknowledged by any process is visible to the next
-        # operation in any other, and a warm handle keeps its cached index and metadata.
+        # check (``_latest``: by the next version's manifest, ``versions.py``, the engine only
+        # once the version moved), so a write acknowledged by any process is visible to the
+        # next operation in any other, and a warm handle keeps its cached index and metadata.
         self._storage_options = dict(storage_options or {})
         self._db = lancedb.connect(uri, storage_options=self._storage_options)
-        # each open handle, with the version its last check found (writes move it past that)
-        self._tables: dict[str, tuple[Any, int]] = {}
-        self._versions = LocalVersions(uri)
+        self._tables: dict[str, Held] = {}
+        self._versions = Versions(uri, self._storage_options, self.policy.retention_seconds)
         self._described = Descriptions()
         self._lock = threading.Lock()
         self._memory = MemoryTier(self._db, self.policy)
@@ -310,14 +324,18 @@ class LanceRecordStore:
     # ------------------------------------------------------------------ reads
 
     def count(self, collection: Collection) -> int:
-        opened = self._latest(collection.id)
+        return self._read(collection.id, self._count)
+
+    def _count(self, opened: Opened | None) -> int:
         if opened is None:
             return 0
-        snapshot = self._memory.at(collection.id, opened[1])
+        snapshot = self._memory.at(opened[0].name, opened[1])
         return int(opened[0].count_rows()) if snapshot is None else snapshot.num_rows
 
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
-        opened = self._latest(collection.id)
+        return self._read(collection.id, lambda opened: self._get(collection, request, opened))
+
+    def _get(self, collection: Collection, request: GetRequest, opened: Opened | None) -> GetResult:
         if opened is None or request.limit == 0:
             return arrow.get_result([], request.include)
         table, version = opened
@@ -354,7 +372,11 @@ class LanceRecordStore:
         return arrow.in_order(data)
 
     def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
-        opened = self._latest(collection.id)
+        return self._read(collection.id, lambda opened: self._query(collection, request, opened))
+
+    def _query(
+        self, collection: Collection, request: QueryRequest, opened: Opened | None
+    ) -> QueryResult:
         table = None if opened is None else opened[0]
         snapshot = None if opened is None else self._memory.current(collection, *opened)
         if request.filter.ids is not None:
@@ -452,31 +474,73 @@ class LanceRecordStore:
         opened = self._latest(collection_id)
         return None if opened is None else opened[0]
 
-    def _latest(self, collection_id: str) -> tuple[Any, int] | None:
-        """:meth:`_open` and the version it checked out. A handle whose last check found the
-        version a local directory still shows as the newest is current without another."""
+    def _latest(self, collection_id: str, moved: bool = False) -> Opened | None:
+        """:meth:`_open` and the version it checked out: the one version check of the
+        operation, by the next version's manifest (``versions.py``) unless already known
+        ``moved``, else the engine's."""
         with self._lock:
             held = self._tables.get(collection_id)
         if held is not None:
-            table, checked = held
-            if self._versions.newest(collection_id) == checked:
-                return held
+            if not moved and self._confirm(collection_id, held):
+                return held.table, held.version
+            started = time.monotonic()
             try:
-                opened = table, checkout_latest(table)  # the one version check of this operation
+                version = checkout_latest(held.table)
             except Exception:  # dropped by another process: forget the handle
                 with self._lock:
                     self._tables.pop(collection_id, None)
             else:
                 with self._lock:
-                    self._tables[collection_id] = opened
-                return opened
+                    self._tables[collection_id] = Held(held.table, version, held.named, started)
+                return held.table, version
+        started = time.monotonic()
         try:
             table = self._db.open_table(collection_id)
         except ValueError:  # "Table ... was not found": no record was ever written
             return None
+        version = int(table.version)
+        fresh = Held(table, version, self._versions.named(collection_id, version), started)
         with self._lock:
-            opened = self._tables.setdefault(collection_id, (table, int(table.version)))
-        return opened
+            held = self._tables.setdefault(collection_id, fresh)
+        return held.table, held.version
+
+    def _confirm(self, collection_id: str, held: Held) -> bool:
+        """Whether ``held``'s version is still the newest, by its next version's manifest
+        (``False`` when that cannot tell); a confirmation is remembered."""
+        started = time.monotonic()
+        if not held.named or not self._versions.unchanged(
+            collection_id, held.version, held.confirmed_at
+        ):
+            return False
+        with self._lock:
+            if self._tables.get(collection_id) is held:
+                self._tables[collection_id] = Held(held.table, held.version, True, started)
+        return True
+
+    def _read(self, collection_id: str, read: Callable[[Opened | None], T]) -> T:
+        """``read`` of the collection's latest version. On S3, when the version held is in
+        memory, its check (a HEAD, one round trip) runs beside ``read`` of that snapshot, which
+        stands once the check confirms it: a warm read then takes the longer of the two, not
+        their sum. Only when the version moved is the read done again, on the new one."""
+        with self._lock:
+            held = self._tables.get(collection_id)
+        if (
+            held is None
+            or not held.named
+            or not self._versions.remote
+            or self._memory.at(collection_id, held.version) is None
+        ):
+            return read(self._latest(collection_id))
+        check = self._versions.checks.submit(self._confirm, collection_id, held)
+        try:
+            result = read((held.table, held.version))
+        except Exception:
+            if check.result():
+                raise
+        else:
+            if check.result():
+                return result
+        return read(self._latest(collection_id, moved=True))
 
     def _writable(self, collection: Collection) -> Any:
         table = self._open(collection.id)
@@ -596,15 +660,19 @@ class LanceRecordStore:
         request_filter: Filter,
         bm25: bool,
     ) -> list[tuple[str, float]]:
-        opened = self._latest(collection.id)
-        if opened is None or not vector.indices:
+        if not vector.indices:
             return []
-        table, version = opened
-        snapshot = self._memory.current(collection, table, version)
-        with engine_errors():
-            return self._sparse.nearest(
-                table, snapshot, collection.id, key, vector, limit, request_filter, bm25
-            )
+
+        def nearest(opened: Opened | None) -> list[tuple[str, float]]:
+            if opened is None:
+                return []
+            snapshot = self._memory.current(collection, *opened)
+            with engine_errors():
+                return self._sparse.nearest(
+                    opened[0], snapshot, collection.id, key, vector, limit, request_filter, bm25
+                )
+
+        return self._read(collection.id, nearest)
 
     # ------------------------------------------------------------------ bulk and versions
 
