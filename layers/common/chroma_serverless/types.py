@@ -86,7 +86,9 @@ class IndexPolicy:
     rows_per_partition: int = 4096  # IVF partitions = rows / this
     sample_rate: int = 64  # k-means training samples per centroid (IVF and PQ)
     max_iterations: int = 20  # k-means iterations
-    nprobes: int = 20  # partitions probed at least, at Chroma's default ef_search (100)
+    # partitions probed at least, at Chroma's default ef_search (100): 16 of the 24 at 100k rows
+    # (recall@10 0.996 low-rank, 0.999 clustered; 20 gave 1.000) reads 2/3 of the PQ codes cold
+    nprobes: int = 16
     probe_percent: int = 25  # ... and at least this share of the partitions
     refine_factor: int = 5  # candidates re-ranked with full vectors: k * refine_factor
     exact_filter_rows: int = 2_000  # filters matching at most this many rows search exactly
