@@ -10,6 +10,7 @@ pass to assign every vector); it is built once per in-memory snapshot of a large
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ class Ivf:
     basis: Vectors  # (dimension, reduced) principal components
     reduced: Vectors  # every row projected: (row - mean) @ basis, in partition order
     along: Vectors  # every row's dot product with the mean
+    outside: Vectors  # every row's length outside the reduced space: |row - mean - projection|
 
     def dots(self, partitions: Ints, query: Vectors) -> tuple[Ints, Vectors]:
         """The rows of ``partitions`` and their approximate dot products with ``query``."""
@@ -46,6 +48,17 @@ class Ivf:
         dots = np.concatenate([self.reduced[start:stop] @ centred for start, stop in spans])
         rows = self.rows(partitions)
         return rows, np.asarray(dots + self.along[rows] + along, np.float32)
+
+    def errors(self, rows: Ints, query: Vectors) -> Vectors:
+        """The scale of each row's error in :meth:`dots`: the dot product of the parts of row
+        and query outside the reduced space, as if their directions there were random (its
+        standard deviation: the product of their lengths over the root of the dimensions
+        left out)."""
+        centred = query - self.mean
+        projected = centred @ self.basis
+        outside = math.sqrt(max(float(centred @ centred - projected @ projected), 0.0))
+        left = max(1, self.basis.shape[0] - self.basis.shape[1])
+        return np.asarray(self.outside[rows] * (outside / math.sqrt(left)), np.float32)
 
     def _projected(self, query: Vectors) -> tuple[Vectors, float]:
         """The query across the mean (on the principal components) and the constant part of
@@ -96,7 +109,15 @@ def build(vectors: Vectors, space: Space, partitions: int, seed: int = 0) -> tup
     ordered = vectors[order]
     reduced = np.ascontiguousarray((ordered - mean) @ basis, dtype=np.float32)
     along = np.asarray(ordered @ mean, dtype=np.float32)
-    return Ivf(centroids, offsets, space, mean, basis, reduced, along), order
+    # |row - mean|^2 less its projection's, from what is at hand (no centred copy of the rows)
+    outside = (
+        np.einsum("ij,ij->i", ordered, ordered, dtype=np.float64)
+        - 2 * along
+        + float(mean @ mean)
+        - np.einsum("ij,ij->i", reduced, reduced, dtype=np.float64)
+    )
+    outside = np.sqrt(np.maximum(outside, 0)).astype(np.float32)
+    return Ivf(centroids, offsets, space, mean, basis, reduced, along, outside), order
 
 
 def _centroid_scores(centroids: Vectors, space: Space, vectors: Vectors) -> Vectors:

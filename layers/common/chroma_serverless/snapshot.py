@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 Positions = np.ndarray[Any, np.dtype[np.int64]]
 RERANK_FACTOR = 20  # a partitioned search re-ranks this many candidates per result exactly
 RERANK_MIN = 200  # ... and at least this many
+# ... and every candidate within this many standard errors of the approximation of the k-th
+# (1M × 384 clustered, a filter on the top decile along a fixed direction: recall@10 0.692 with
+# the 632 best approximately; 0.950 at 1.0, re-ranking 7,255 on average; 0.993 at 1.5, 24,888)
+CONFIDENCE = 1.25
 GRAPH_MIN_SHARE = 0.5  # the graph answers when a filter keeps at least this share of the rows
 
 
@@ -251,10 +255,28 @@ class Snapshot:
             rows, dots = rows[first[rows]], dots[first[rows]]
         keep = math.ceil(max(k * RERANK_FACTOR, RERANK_MIN) * spread)
         if len(rows) > keep:
-            approximate = _ranking(dots, self.blocks[0][1][rows], query, space)
-            rows = rows[np.argpartition(approximate, keep - 1)[:keep]]
+            rows = rows[self._plausible(rows, dots, query, space, k, keep)]
         appended = np.flatnonzero(allowed[self.starts[1] :]) + self.starts[1]
         return np.concatenate([rows, appended])
+
+    def _plausible(
+        self, rows: Positions, dots: Vectors, query: Vectors, space: Space, k: int, keep: int
+    ) -> Positions:
+        """Which of the scanned ``rows`` to re-rank exactly (indexes into ``rows``): each whose
+        score, within ``CONFIDENCE`` times its approximation's error, could still be among the
+        ``k`` best, and at least the ``keep`` best approximately. The error grows with what the
+        reduced space misses: a filter along a direction it leaves out (rows far from the query
+        whose scores all differ by little) keeps thousands where the query's own neighbourhood
+        keeps hundreds."""
+        assert self.index is not None
+        squares = self.blocks[0][1][rows]
+        error = CONFIDENCE * self.index.errors(rows, query)
+        best = _ranking(dots + error, squares, query, space)
+        worst = _ranking(dots - error, squares, query, space)
+        plausible = np.flatnonzero(best <= np.partition(worst, k - 1)[k - 1])
+        if len(plausible) >= keep:
+            return plausible
+        return np.argpartition(_ranking(dots, squares, query, space), keep - 1)[:keep]
 
     def _in_order(self, positions: Positions) -> Positions:
         if self.ordered:
