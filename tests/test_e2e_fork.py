@@ -16,12 +16,10 @@ from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
 from chroma_serverless.cli import AWS_LOCAL_BUCKET
 from chroma_serverless.maintenance import maintain, maintain_all
 from chroma_serverless.types import IndexPolicy
-from tests.conftest import chroma_client, run_async, serve_mode
+from tests.conftest import chroma_client, run_async
 from tests.test_maintenance import maintenance_beside
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from chromadb.api import AsyncClientAPI, ClientAPI
     from chromadb.api.models.Collection import Collection
 
@@ -39,7 +37,6 @@ pytestmark = [
 ZERO_RETENTION = IndexPolicy(
     threshold=50, sub_vector_dims=4, rows_per_partition=32, fragment_target=1, retention_seconds=0
 )
-RETENTION_VARIABLE = "CHROMA_SERVERLESS_INDEX_RETENTION_SECONDS"
 INCLUDE: Any = ["embeddings", "documents", "metadatas", "uris"]
 
 
@@ -91,16 +88,6 @@ def data_files(server: Server, collection_id: str) -> list[str]:
     )
     listed = s3.list_objects_v2(Bucket=AWS_LOCAL_BUCKET, Prefix=prefix)
     return sorted(o["Key"] for o in listed.get("Contents", []))
-
-
-@pytest.fixture(scope="module", params=["embedded", "aws-local"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """Both modes served with the maintainer's zero retention: every process of a deployment
-    shares the retention setting, which the version check relies on (``records/versions.py``)."""
-    path = tmp_path_factory.mktemp("fork")
-    yield from serve_mode(request.param, path, {RETENTION_VARIABLE: "0"})
 
 
 @pytest.fixture

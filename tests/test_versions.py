@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import lancedb
@@ -66,8 +67,8 @@ def test_the_newest_version_is_confirmed_after_every_commit(
         version = int(lancedb.connect(uri, storage_options=options).open_table(target.id).version)
         now = time.monotonic()
         assert versions.named(target.id, version)
-        assert versions.unchanged(target.id, version, now)
-        assert not versions.unchanged(target.id, version - 1, now)
+        assert versions.unchanged(target.id, version, now)()
+        assert not versions.unchanged(target.id, version - 1, now)()
         return version
 
     seen = []
@@ -92,21 +93,25 @@ def test_past_the_retention_window_the_check_lists_or_leaves_it_to_the_engine(
     version = int(lancedb.connect(uri, storage_options=options).open_table(target.id).version)
     long_ago = time.monotonic() - WEEK
     for check in (Versions(uri, options, WEEK), Versions(uri, options, retention_s=0)):
-        listed = check.unchanged(target.id, version, long_ago)
+        listed = check.unchanged(target.id, version, long_ago)()
         assert listed is (where == "local")  # a listing locally; on S3 the engine's LIST
-        assert not check.unchanged(target.id, version - 1, long_ago)
+        assert not check.unchanged(target.id, version - 1, long_ago)()
 
 
 @pytest.mark.filterwarnings(r"ignore:optimize\(cleanup_older_than=0\):UserWarning")
+@pytest.mark.parametrize("reader_retention", [0, WEEK], ids=["same-retention", "longer-retention"])
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_a_handle_sees_writes_after_cleanup_removed_the_versions_in_between(
-    where: str, request: pytest.FixtureRequest, tmp_path: Path
+    where: str, reader_retention: int, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """With zero retention cleanup removes ``v + 1`` (and ``v``) as soon as the table moved
-    past them: the next version's manifest is then absent although the table moved on."""
+    """A maintainer with zero retention removes ``v + 1`` (and ``v``) as soon as the table
+    moved past them, so the next version's manifest is absent although the table moved on:
+    whether the reader runs with that retention (it lists) or a longer one (an operator
+    reclaiming storage with a maintainer of its own: ``v``'s manifest is gone too)."""
     uri, options = storage(where, request, tmp_path)
-    policy = IndexPolicy(threshold=10_000, retention_seconds=0, fragment_target=1)
-    reader, writer = LanceRecordStore(uri, options, policy), LanceRecordStore(uri, options, policy)
+    zero = IndexPolicy(threshold=10_000, retention_seconds=0, fragment_target=1)
+    reader = LanceRecordStore(uri, options, replace(zero, retention_seconds=reader_retention))
+    writer = LanceRecordStore(uri, options, zero)
     target = collection()
     writer.add(target, RecordBatch(ids=["a"], embeddings=vectors(1)))
     assert reader.get(target, GetRequest(include=())).ids == ["a"]  # a handle held at v
@@ -120,4 +125,4 @@ def test_a_handle_sees_writes_after_cleanup_removed_the_versions_in_between(
 def test_other_storage_is_left_to_the_engine() -> None:
     versions = Versions("gs://bucket/records", {}, WEEK)
     assert not versions.named("any", 1)
-    assert not versions.unchanged("any", 1, time.monotonic())
+    assert not versions.unchanged("any", 1, time.monotonic())()

@@ -481,7 +481,7 @@ class LanceRecordStore:
         with self._lock:
             held = self._tables.get(collection_id)
         if held is not None:
-            if not moved and self._confirm(collection_id, held):
+            if not moved and self._confirm(collection_id, held)():
                 return held.table, held.version
             started = time.monotonic()
             try:
@@ -504,24 +504,31 @@ class LanceRecordStore:
             held = self._tables.setdefault(collection_id, fresh)
         return held.table, held.version
 
-    def _confirm(self, collection_id: str, held: Held) -> bool:
-        """Whether ``held``'s version is still the newest, by its next version's manifest
-        (``False`` when that cannot tell); a confirmation is remembered."""
+    def _confirm(self, collection_id: str, held: Held) -> Callable[[], bool]:
+        """Start checking whether ``held``'s version is still the newest (``versions.py``);
+        returns the wait for the answer (``False`` when that cannot tell), which remembers a
+        confirmation."""
         started = time.monotonic()
-        if not held.named or not self._versions.unchanged(
-            collection_id, held.version, held.confirmed_at
-        ):
-            return False
-        with self._lock:
-            if self._tables.get(collection_id) is held:
-                self._tables[collection_id] = Held(held.table, held.version, True, started)
-        return True
+        if not held.named:
+            return lambda: False
+        answer = self._versions.unchanged(collection_id, held.version, held.confirmed_at)
+
+        def confirmed() -> bool:
+            if not answer():
+                return False
+            with self._lock:
+                if self._tables.get(collection_id) is held:
+                    self._tables[collection_id] = Held(held.table, held.version, True, started)
+            return True
+
+        return confirmed
 
     def _read(self, collection_id: str, read: Callable[[Opened | None], T]) -> T:
         """``read`` of the collection's latest version. On S3, when the version held is in
-        memory, its check (a HEAD, one round trip) runs beside ``read`` of that snapshot, which
-        stands once the check confirms it: a warm read then takes the longer of the two, not
-        their sum. Only when the version moved is the read done again, on the new one."""
+        memory, its check (two HEADs at once, one round trip) runs beside ``read`` of that
+        snapshot, which stands once the check confirms it: a warm read then takes the longer of
+        the two, not their sum. Only when the version moved is the read done again, on the new
+        one."""
         with self._lock:
             held = self._tables.get(collection_id)
         if (
@@ -531,14 +538,14 @@ class LanceRecordStore:
             or self._memory.at(collection_id, held.version) is None
         ):
             return read(self._latest(collection_id))
-        check = self._versions.checks.submit(self._confirm, collection_id, held)
+        confirmed = self._confirm(collection_id, held)
         try:
             result = read((held.table, held.version))
         except Exception:
-            if check.result():
+            if confirmed():
                 raise
         else:
-            if check.result():
+            if confirmed():
                 return result
         return read(self._latest(collection_id, moved=True))
 

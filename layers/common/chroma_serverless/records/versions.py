@@ -6,10 +6,12 @@ Versions are consecutive, so a table last confirmed at ``v`` is still there exac
 manifest of ``v + 1`` does not exist, unless cleanup removed it. Cleanup removes only versions
 older than the retention window (never the newest), and ``v + 1`` can only have been committed
 after ``v`` was confirmed the newest: within the retention window of that confirmation, less a
-margin for clocks, its absence is proof. That is one HEAD on S3, where the engine's check is a
-LIST (twelve times the price, and its latency grows with the versions kept), and one ``stat``
-locally. Past that window, or with a window too short to trust (a fork pins ``v`` with a tag
-while cleanup may remove ``v + 1``), the check lists: the engine's LIST on S3, the directory
+margin for clocks, its absence is proof. A maintainer run with a shorter retention than this
+process's (an operator reclaiming storage) would break that proof, so ``v``'s own manifest must
+still be there too: a cleanup that removes ``v + 1`` removes the older ``v`` with it. That is
+two HEADs on S3, made at once, where the engine's check is a LIST (twelve times the price, and
+its latency grows with the versions kept), and two ``stat`` calls locally. Past that window,
+or with a window too short to trust, the check lists: the engine's LIST on S3, the directory
 locally (the smallest name is the newest version).
 """
 
@@ -19,17 +21,19 @@ import functools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow.fs as pafs
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+T = TypeVar("T")
 
 U64_MAX = 2**64 - 1
 MANIFEST_NAME_LENGTH = len("00000000000000000000.manifest")
 CLOCK_MARGIN_S = 300  # how far the clocks of the writers and of a cleanup may disagree
-CHECK_THREADS = 4
+CHECK_THREADS = 8
 
 
 def manifest(version: int) -> str:
@@ -66,15 +70,23 @@ class Versions:
         except OSError:
             return False
 
-    def unchanged(self, collection_id: str, version: int, confirmed_at: float) -> bool:
-        """Whether a table of :meth:`named` manifests, confirmed at ``version`` as the newest
-        at ``time.monotonic()`` ``confirmed_at``, still is; ``False`` when it cannot tell."""
-        try:
-            if time.monotonic() - confirmed_at < self._trusted_s:
-                return (self.local or self.remote) and not self._exists(collection_id, version + 1)
-            return self.local and self._newest_listed(collection_id) == version
-        except OSError:
-            return False
+    def unchanged(
+        self, collection_id: str, version: int, confirmed_at: float
+    ) -> Callable[[], bool]:
+        """Start checking whether a table of :meth:`named` manifests, confirmed at ``version``
+        as the newest at ``time.monotonic()`` ``confirmed_at``, still is; returns the wait for
+        the answer (``False`` when it cannot tell). On S3 both HEADs run on :attr:`checks`."""
+        if time.monotonic() - confirmed_at >= self._trusted_s:
+            listed = self.local and _known(lambda: self._newest_listed(collection_id)) == version
+            return lambda: listed
+        if not (self.local or self.remote):
+            return lambda: False
+        looks = [functools.partial(self._exists, collection_id, v) for v in (version, version + 1)]
+        if self.local:
+            kept, following = (_known(look) for look in looks)
+            return lambda: bool(kept) and following is False
+        pending = [self.checks.submit(_known, look) for look in looks]
+        return lambda: bool(pending[0].result()) and pending[1].result() is False
 
     def _exists(self, collection_id: str, version: int) -> bool:
         path = f"{self.root}/{collection_id}.lance/_versions/{manifest(version)}"
@@ -91,6 +103,14 @@ class Versions:
         manifests = [n for n in names if len(n) == MANIFEST_NAME_LENGTH and n.endswith(".manifest")]
         newest = min(manifests, default="")
         return U64_MAX - int(newest[:20]) if newest[:20].isdigit() else None
+
+
+def _known(look: Callable[[], T]) -> T | None:
+    """What ``look`` finds, or ``None`` when storage cannot say."""
+    try:
+        return look()
+    except OSError:
+        return None
 
 
 def s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
