@@ -26,6 +26,8 @@ from tests.test_records_contract import collection
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pyarrow as pa
+
     from chroma_serverless.types import Collection
 
 DIMENSION = 4
@@ -176,24 +178,30 @@ def clustered(rng: np.random.Generator, rows: int, dimension: int) -> np.ndarray
     ).astype(np.float32)
 
 
-@pytest.mark.parametrize("graph", [False, True], ids=["ivf", "graph"])
-@pytest.mark.parametrize("space", ["l2", "cosine", "ip"])
-def test_a_partitioned_snapshot_finds_the_nearest_rows(space: str, graph: bool) -> None:
-    """Probing a share of the partitions, or searching the graph, finds (nearly) what an exact
-    scan finds, with or without a filter, whether the filter follows the partitions or cuts
-    across them, and whether it keeps most rows (the graph answers) or few (the IVF does)."""
+def numbered(vectors: np.ndarray) -> pa.Table:
+    """Rows ``r0``, ``r1``, ... holding ``vectors``, in that order."""
     import pyarrow as pa
 
-    rng = np.random.default_rng(7)
-    rows, dimension = 20_000, 32
-    vectors = clustered(rng, rows, dimension)
-    data = pa.table(
+    rows, dimension = vectors.shape
+    return pa.table(
         {
             "id": [f"r{i}" for i in range(rows)],
             "seq": np.arange(rows),
             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dimension),
         }
     )
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["ivf", "graph"])
+@pytest.mark.parametrize("space", ["l2", "cosine", "ip"])
+def test_a_partitioned_snapshot_finds_the_nearest_rows(space: str, graph: bool) -> None:
+    """Probing a share of the partitions, or searching the graph, finds (nearly) what an exact
+    scan finds, with or without a filter, whether the filter follows the partitions or cuts
+    across them, and whether it keeps most rows (the graph answers) or few (the IVF does)."""
+    rng = np.random.default_rng(7)
+    rows, dimension = 20_000, 32
+    vectors = clustered(rng, rows, dimension)
+    data = numbered(vectors)
     hnsw = Graph(rows, dimension, neighbours=16, construction=100) if graph else None
     snapshot = Snapshot.read(1, data, 140, space, hnsw)  # type: ignore[arg-type]
     # ef_search 200: at Chroma's default 100 HNSW's cosine recall@10 on these 400 tight
@@ -285,18 +293,10 @@ def test_a_filter_along_a_direction_the_partitions_blur_keeps_its_recall(space: 
     decile along a fixed direction it mostly leaves out selects rows far from most queries,
     whose approximate scores all differ by less than their error, so more of them are
     re-ranked exactly (``Snapshot._plausible``)."""
-    import pyarrow as pa
-
     rng = np.random.default_rng(11)
     rows, dimension = 50_000, 384
     vectors = clustered(rng, rows, dimension)
-    data = pa.table(
-        {
-            "id": [f"r{i}" for i in range(rows)],
-            "seq": np.arange(rows),
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dimension),
-        }
-    )
+    data = numbered(vectors)
     snapshot = Snapshot.read(1, data, 112, space)  # type: ignore[arg-type]
     exact = Snapshot.read(1, data)
     positions = np.array([int(i[1:]) for i in snapshot.data.column("id").to_pylist()])
