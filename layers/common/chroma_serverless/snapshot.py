@@ -37,7 +37,8 @@ RERANK_FACTOR = 20  # a partitioned search re-ranks this many candidates per res
 RERANK_MIN = 200  # ... and at least this many
 # ... and every candidate within this many standard errors of the approximation of the k-th
 # (1M × 384 clustered, a filter on the top decile along a fixed direction: recall@10 0.692 with
-# the 632 best approximately; 0.950 at 1.0, re-ranking 7,255 on average; 0.993 at 1.5, 24,888)
+# the 632 best approximately; 0.950 at 1.0, re-ranking 7,255 on average; 0.993 at 1.5, 24,888;
+# at 1.25 through the server, bench/compare.py: 0.983, p50 62 ms)
 CONFIDENCE = 1.25
 GRAPH_MIN_SHARE = 0.5  # the graph answers when a filter keeps at least this share of the rows
 

@@ -9,7 +9,7 @@ after ``v`` was confirmed the newest: within the retention window of that confir
 margin for clocks, its absence is proof. A maintainer run with a shorter retention than this
 process's (an operator reclaiming storage) would break that proof, so ``v``'s own manifest must
 still be there too: a cleanup that removes ``v + 1`` removes the older ``v`` with it. That is
-two HEADs on S3, made at once, where the engine's check is a LIST (twelve times the price, and
+two HEADs on S3, made at once, where the engine's check is a LIST (priced as twelve HEADs, and
 its latency grows with the versions kept), and two ``stat`` calls locally. Past that window,
 or with a window too short to trust, the check lists: the engine's LIST on S3, the directory
 locally (the smallest name is the newest version).
