@@ -270,6 +270,11 @@ def test_maintenance_failing_on_a_live_collection_is_still_an_error(
     ]
 
 
+def indexed(reports: list[dict[str, Any]]) -> bool:
+    """Whether any maintenance report built an index."""
+    return any("scalar_indexes" in r or "vector_index" in r for r in list(reports))
+
+
 def maintenance_beside(
     server: Server, monkeypatch: pytest.MonkeyPatch, index: IndexPolicy = EAGER
 ) -> Service:
@@ -328,7 +333,11 @@ def test_deleting_collections_while_they_are_maintained(
     with caplog.at_level(logging.INFO, logger="chroma_serverless"):
         worker.start()
         try:
-            while time.monotonic() < deadline or rounds < 4:
+            # at least 6 s and 4 rounds, and (under load, up to a minute more) until the
+            # maintainer has caught a live collection with records at least once
+            while (
+                time.monotonic() < deadline or rounds < 4 or not indexed(reports)
+            ) and time.monotonic() < deadline + 60:
                 collection = client.create_collection("racing")
                 live.append(str(collection.id))
                 for batch in range(3):  # three fragments: maintenance compacts them
@@ -350,7 +359,7 @@ def test_deleting_collections_while_they_are_maintained(
 
     assert failures == []
     # the race was run: maintenance built indexes on live collections and met deleted ones
-    assert any("scalar_indexes" in r or "vector_index" in r for r in reports)
+    assert indexed(reports)
     assert any(r.get("skipped") == "deleted" for r in reports)
     assert errors_logged(caplog) == []
     written = server.log.read_text()[server_log_start:]
