@@ -94,6 +94,18 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Catalog:
     return DynamoDbCatalog(moto.client("dynamodb"), new_catalog_table(moto))
 
 
+def records_place(
+    where: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[str, dict[str, str]]:
+    """Where a record store keeps its tables, and its storage options: a directory under
+    ``tmp_path`` (``local``), or a fresh prefix in the session's moto bucket (``s3``)."""
+    if where == "local":
+        return str(tmp_path / "records"), {}
+    moto: Moto = request.getfixturevalue("moto")
+    bucket: str = request.getfixturevalue("bucket")
+    return f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto)
+
+
 def s3_storage_options(moto: Moto) -> dict[str, str]:
     return {
         "aws_endpoint": moto.endpoint,

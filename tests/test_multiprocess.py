@@ -19,7 +19,7 @@ from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
 from chroma_serverless.errors import UniqueConstraintError
 from chroma_serverless.records import LanceRecordStore
 from chroma_serverless.types import Collection, GetRequest, RecordBatch
-from tests.conftest import Server, new_catalog_table, s3_storage_options
+from tests.conftest import Server, new_catalog_table, records_place, s3_storage_options
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,12 +100,7 @@ def test_a_write_is_visible_to_the_next_read_of_another_process(
     storage: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """On S3 the engine checks the version; in a local directory the manifests' names do."""
-    if storage == "s3":
-        moto: Moto = request.getfixturevalue("moto")
-        bucket: str = request.getfixturevalue("bucket")
-        uri, options = f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto)
-    else:
-        uri, options = str(tmp_path / "records"), {}
+    uri, options = records_place(storage, request, tmp_path)
     target = collection()
     here = LanceRecordStore(uri, options)
     here.add(target, RecordBatch(ids=["first"], embeddings=vectors(1, 1)))
@@ -135,12 +130,7 @@ def test_a_late_creation_of_the_table_keeps_the_records_written_before_it(
     """Two processes writing a new collection's first records both find no table; the one
     whose creation commits last lands on top of the other's table as an overwrite (what
     LanceDB does with a creation that lost the race), and must not wipe what was written."""
-    if where == "local":
-        uri, options = str(tmp_path / "records"), {}
-    else:
-        moto: Moto = request.getfixturevalue("moto")
-        uri = f"s3://{request.getfixturevalue('bucket')}/{uuid.uuid4().hex}"
-        options = s3_storage_options(moto)
+    uri, options = records_place(where, request, tmp_path)
     target = collection()
     first, late = LanceRecordStore(uri, options), LanceRecordStore(uri, options)
     first.add(

@@ -23,13 +23,12 @@ from chroma_serverless.types import (
     RecordBatch,
     SparseVector,
 )
-from tests.conftest import s3_storage_options
+from tests.conftest import records_place
 from tests.search_oracle import SearchOracle, Stored
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.conftest import Moto
 
 ROWS, DIM, VOCABULARY = 400, 4, 60
 # memory_rows=0: every read goes to the engine (and the index), none to an in-memory snapshot.
@@ -38,11 +37,7 @@ POLICY = IndexPolicy(threshold=300, memory_rows=0, sub_vector_dims=2, num_bits=8
 
 @pytest.fixture(params=["local", "s3"])
 def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
-    if request.param == "local":
-        return str(tmp_path / "records"), {}
-    moto: Moto = request.getfixturevalue("moto")
-    bucket: str = request.getfixturevalue("bucket")
-    return f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto)
+    return records_place(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -26,23 +26,12 @@ from chroma_serverless.types import (
     IndexPolicy,
     RecordBatch,
 )
-from tests.conftest import s3_storage_options
+from tests.conftest import records_place
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 WEEK = 7 * 24 * 3600
-
-
-def storage(
-    where: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> tuple[str, dict[str, str]]:
-    if where == "s3":
-        bucket: str = request.getfixturevalue("bucket")
-        return f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(
-            request.getfixturevalue("moto")
-        )
-    return str(tmp_path / "records"), {}
 
 
 def collection() -> Collection:
@@ -57,7 +46,7 @@ def vectors(n: int, seed: int = 0) -> np.ndarray:
 def test_the_newest_version_is_confirmed_after_every_commit(
     where: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    uri, options = storage(where, request, tmp_path)
+    uri, options = records_place(where, request, tmp_path)
     store = LanceRecordStore(uri, options, IndexPolicy(threshold=256))
     target = collection()
     versions = Versions(uri, options, WEEK)
@@ -87,7 +76,7 @@ def test_the_newest_version_is_confirmed_after_every_commit(
 def test_past_the_retention_window_the_check_lists_or_leaves_it_to_the_engine(
     where: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    uri, options = storage(where, request, tmp_path)
+    uri, options = records_place(where, request, tmp_path)
     target = collection()
     LanceRecordStore(uri, options).add(target, RecordBatch(ids=["a"], embeddings=vectors(1)))
     version = int(lancedb.connect(uri, storage_options=options).open_table(target.id).version)
@@ -108,7 +97,7 @@ def test_a_handle_sees_writes_after_cleanup_removed_the_versions_in_between(
     moved past them, so the next version's manifest is absent although the table moved on:
     whether the reader runs with that retention (it lists) or a longer one (an operator
     reclaiming storage with a maintainer of its own: ``v``'s manifest is gone too)."""
-    uri, options = storage(where, request, tmp_path)
+    uri, options = records_place(where, request, tmp_path)
     zero = IndexPolicy(threshold=10_000, retention_seconds=0, fragment_target=1)
     reader = LanceRecordStore(uri, options, replace(zero, retention_seconds=reader_retention))
     writer = LanceRecordStore(uri, options, zero)
