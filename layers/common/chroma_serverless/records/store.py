@@ -324,12 +324,12 @@ class LanceRecordStore:
     # ------------------------------------------------------------------ reads
 
     def count(self, collection: Collection) -> int:
-        return self._read(collection.id, self._count)
+        return self._read(collection.id, lambda opened: self._count(collection, opened))
 
-    def _count(self, opened: Opened | None) -> int:
+    def _count(self, collection: Collection, opened: Opened | None) -> int:
         if opened is None:
             return 0
-        snapshot = self._memory.at(opened[0].name, opened[1])
+        snapshot = self._memory.at(collection.id, opened[1])
         return int(opened[0].count_rows()) if snapshot is None else snapshot.num_rows
 
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
