@@ -30,6 +30,8 @@ import chromadb
 import httpx
 import numpy as np
 import pytest
+from chromadb import K, Knn, Schema, Search, SparseVectorIndexConfig
+from chromadb.base_types import SparseVector
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InvalidArgumentError, NotFoundError
 from infra.local_api import load_template
@@ -568,12 +570,20 @@ def test_maintenance_consumes_the_queue_and_builds_an_index_on_s3(
 ) -> None:
     client = client_for(function_env)
     name = f"maintained-{uuid.uuid4().hex[:8]}"
-    collection = client.create_collection(name, embedding_function=None)
+    schema = Schema().create_index(config=SparseVectorIndexConfig(bm25=True), key="terms")
+    collection = client.create_collection(
+        name, schema=schema, configuration=None, embedding_function=None
+    )
     sqs = aws(function_env, "sqs")
     queue = function_env["queue_url"]
     sqs.purge_queue(QueueUrl=queue)
     # The add goes through sam local: the data function queues the collection on moto's SQS.
-    collection.add(ids=[str(i) for i in range(600)], embeddings=vectors(600, seed=4)[:, :16])
+    rng = np.random.default_rng(4)
+    collection.add(
+        ids=[str(i) for i in range(600)],
+        embeddings=vectors(600, seed=4)[:, :16],
+        metadatas=[{"terms": terms(rng)} for _ in range(600)],
+    )
     received = sqs.receive_message(
         QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=5, AttributeNames=["All"]
     )["Messages"]
@@ -597,15 +607,12 @@ def test_maintenance_consumes_the_queue_and_builds_an_index_on_s3(
             for m in received
         ]
     }
-    # A small collection gets an index when the threshold says so (default 20,000 rows).
-    container = LambdaContainer(
-        function_env,
-        "MaintenanceFunction",
-        env={
-            "CHROMA_SERVERLESS_INDEX_THRESHOLD": "256",
-            "CHROMA_SERVERLESS_INDEX_ROWS_PER_PARTITION": "256",
-        },
-    )
+    # A small collection gets indexes when the threshold says so (default 20,000 rows).
+    small = {
+        "CHROMA_SERVERLESS_INDEX_THRESHOLD": "256",
+        "CHROMA_SERVERLESS_INDEX_ROWS_PER_PARTITION": "256",
+    }
+    container = LambdaContainer(function_env, "MaintenanceFunction", env=small)
     try:
         assert "HOME" not in container.environ()
         result, seconds = container.invoke(event)
@@ -613,12 +620,39 @@ def test_maintenance_consumes_the_queue_and_builds_an_index_on_s3(
         for m in received:  # what Lambda's event source mapping does after a success
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
         record_start("MaintenanceFunction", {"cold_index_build_invocation_s": seconds})
-        objects = aws(function_env, "s3").list_objects_v2(
-            Bucket=function_env["bucket"], Prefix=f"records/{collection.id}.lance/_indices/"
-        )
-        assert objects.get("KeyCount", 0) > 0, container.logs()
+        for kind in ("_indices", "_sparse/terms"):  # the vector index and the inverted one
+            objects = aws(function_env, "s3").list_objects_v2(
+                Bucket=function_env["bucket"], Prefix=f"records/{collection.id}.lance/{kind}/"
+            )
+            assert objects.get("KeyCount", 0) > 0, (kind, container.logs())
         status = raw(function_env).get(f"{DB}/collections/{collection.id}/indexing_status")
         assert status.status_code == 200, status.text
     finally:
         container.remove()
+
+    # A data function past the same threshold answers BM25 search from the inverted index on
+    # S3 (nothing held in memory); sam local's, below its default threshold, scans the table.
+    path = f"{DB}/collections/{collection.id}/search"
+    keyword = Search().rank(Knn(query=terms(rng), key="terms", limit=10)).select(K.SCORE)
+    body = {"searches": [keyword.to_dict()]}
+    scanned = raw(function_env).post(path, json=body)
+    assert scanned.status_code == 200, scanned.text
+    reader = LambdaContainer(
+        function_env, "DataFunction", env={**small, "CHROMA_SERVERLESS_INDEX_MEMORY_ROWS": "0"}
+    )
+    try:
+        response, _ = reader.api("POST", path, body)
+        assert response["statusCode"] == 200, (response, reader.logs())
+        indexed = json.loads(response["body"])
+        assert len(indexed["ids"][0]) == 10
+        assert indexed["ids"] == scanned.json()["ids"]
+        assert indexed["scores"][0] == pytest.approx(scanned.json()["scores"][0], rel=1e-5)
+    finally:
+        reader.remove()
         client.delete_collection(name)
+
+
+def terms(rng: np.random.Generator) -> SparseVector:
+    """A sparse vector of a few terms out of 100, the frequent ones far more often."""
+    indices = sorted({int(t) % 100 for t in rng.zipf(1.3, int(rng.integers(2, 8)))})
+    return SparseVector(indices, [float(v) for v in rng.uniform(0.2, 2.0, len(indices))])
