@@ -116,6 +116,41 @@ def test_background_worker_indexes_a_large_collection_once_writes_stop(tmp_path:
     wait_for(lambda: vector_indexed(store, collection), timeout=30)
 
 
+def test_an_ingest_keeps_the_ids_index_current_and_defers_the_rest(tmp_path: Path) -> None:
+    # GIVEN a collection past the index threshold (500 rows), still being written
+    store = LanceRecordStore(str(tmp_path / "records"), policy=POLICY)
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    collection = fill(service, "docs")
+
+    def more(first: int, rows: int) -> None:
+        ids = [f"r{i}" for i in range(first, first + rows)]
+        service.add(collection, RecordBatch(ids=ids, embeddings=vectors(rows)))
+
+    def indexes() -> dict[str, int]:
+        table = store._open(collection.id)
+        assert table is not None
+        return {i.columns[0]: i.num_unindexed_rows for i in table.list_indices()}
+
+    more(600, 100)
+    # WHEN maintenance runs meanwhile: the ids' index, which every add and upsert joins
+    # against, covers every row; the vector index and compaction wait for the writes to end
+    report = store.maintain(collection, growing=True)
+    assert report == {"rows": 700, "deferred": True, "scalar_indexes": ["id"]}
+    assert indexes() == {"id": 0}
+    # ... and is rebuilt once it misses as many rows as the threshold
+    more(700, 499)
+    assert store.maintain(collection, growing=True) == {"rows": 1199, "deferred": True}
+    more(1199, 1)
+    assert store.maintain(collection, growing=True)["scalar_indexes"] == ["id"]
+    assert indexes() == {"id": 0}
+    # an add of ids already there still changes nothing
+    service.add(collection, RecordBatch(ids=["r0", "r1199"], embeddings=vectors(2) + 1))
+    assert service.count(collection) == 1200
+    table = store._open(collection.id)
+    assert table is not None
+    assert table.stats()["fragment_stats"]["num_fragments"] == 4
+
+
 def test_maintain_command(tmp_path: Path) -> None:
     store = LanceRecordStore(str(tmp_path / "records"))
     service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))

@@ -52,8 +52,12 @@ def maintain(
     if growing and report["rows"] >= policy.threshold:
         # A large collection still being written (an ingest): compacting now would rewrite
         # it again and again (each rewrite kept for the retention window) and its vector
-        # index would be sized from a fraction of its rows; all waits for the writes to end.
+        # index would be sized from a fraction of its rows; all waits for the writes to end,
+        # but the ids' index, which every write needs.
         report["deferred"] = True
+        if _ids_behind(table, policy):
+            table.create_index(layout.ID, config=BTree(), replace=True)
+            report["scalar_indexes"] = [layout.ID]
         return report
     indexed = {tuple(index.columns) for index in table.list_indices()}
     if (layout.EMBEDDING,) not in indexed and report["rows"] >= policy.threshold:
@@ -94,6 +98,16 @@ def maintain(
         report["optimized"] = True
     report["fragments"] = table.stats()["fragment_stats"]["num_fragments"]
     return report
+
+
+def _ids_behind(table: Any, policy: IndexPolicy) -> bool:
+    """Whether the ids' index misses ``policy.threshold`` rows or more. An add or upsert joins
+    its ids against the rows the index misses, by scan: a 1,000-record add into 575k rows took
+    1.2 s with 300k of them missed, 20 ms with none; rebuilding the index took 0.2 s (7 MB)."""
+    for index in table.list_indices():
+        if index.columns == [layout.ID]:
+            return int(index.num_unindexed_rows or 0) >= policy.threshold
+    return True
 
 
 def _scalar_index(arrow_type: pa.DataType) -> Any | None:
