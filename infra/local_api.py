@@ -322,7 +322,7 @@ def create_resources(endpoint: str, token: str) -> dict[str, str]:
     sqs = client("sqs")
 
     def queue_attributes(props: dict[str, Any]) -> dict[str, str]:
-        keys = ("FifoQueue", "VisibilityTimeout", "MessageRetentionPeriod")
+        keys = ("FifoQueue", "DelaySeconds", "VisibilityTimeout", "MessageRetentionPeriod")
         return {
             k: str(props[k]).lower() if k == "FifoQueue" else str(props[k])
             for k in keys

@@ -584,10 +584,15 @@ def test_maintenance_consumes_the_queue_and_builds_an_index_on_s3(
         embeddings=vectors(600, seed=4)[:, :16],
         metadatas=[{"terms": terms(rng)} for _ in range(600)],
     )
-    received = sqs.receive_message(
-        QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=5, AttributeNames=["All"]
-    )["Messages"]
+    # ... delivered once its minute is over (the queue's delay), not before
+    sent = time.monotonic()
+    received: list[dict[str, Any]] = []
+    while not received and time.monotonic() - sent < 120:
+        received = sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=20, AttributeNames=["All"]
+        ).get("Messages", [])
     assert [m["Body"] for m in received] == [str(collection.id)]
+    assert time.monotonic() - sent > 50
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]

@@ -168,7 +168,8 @@ class BackgroundMaintainer:
 
 class SqsMaintainer:
     """Sends the collection id to the maintenance queue (FIFO): at most one message per
-    collection per deduplication window, however many writes arrive."""
+    collection per minute, however many writes arrive; the queue delays each by a minute
+    (``template.yaml``), so the maintenance it starts comes after that minute's last write."""
 
     def __init__(self, settings: Settings, queue_url: str) -> None:
         import boto3
