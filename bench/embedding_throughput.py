@@ -6,7 +6,7 @@ Embeds synthetic short (~20 tokens) and long (~200 tokens) documents in batches 
 with Chroma's exact pipeline (every text padded to 256 tokens) and with pad-to-longest
 (``fixed_length=False``), after one warm-up batch. Prints a table and writes
 ``bench/results/embedding_throughput.json``. Needs the built model
-(``python -m chroma_serverless.model_build``).
+(``python -m chroma_serverless.embedding.build``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from chroma_serverless.embedding import (
+from chroma_serverless.embedding.model import (
     BATCH_SIZE,
     DefaultEmbeddingFunction,
     ModelUnavailableError,

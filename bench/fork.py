@@ -4,9 +4,9 @@
 
 Runs moto's server in this process behind ``s3_requests.py``'s counting middleware, with the AWS
 layout on it: the DynamoDB catalog and LanceDB tables in ``s3://bench/records``, through
-:class:`chroma_serverless.service.Service` as the data function builds it. Builds a collection
-of ``--rows`` x 384 random vectors with metadata (adds of 5000), indexes it as maintenance does
-(IVF-PQ from ``IndexPolicy.threshold`` rows), then forks it ``--forks`` times with
+:class:`chroma_serverless.service.service.Service` as the data function builds it. Builds a
+collection of ``--rows`` x 384 random vectors with metadata (adds of 5000), indexes it as
+maintenance does (IVF-PQ from ``IndexPolicy.threshold`` rows), then forks it ``--forks`` times with
 ``Service.fork_collection`` (catalog transaction, tag in the source, shallow clone), timing each
 fork and counting its requests: S3 by kind, with bytes, and DynamoDB.
 
@@ -49,7 +49,7 @@ from s3_requests import (  # noqa: E402
 )
 
 if TYPE_CHECKING:
-    from chroma_serverless.service import Service
+    from chroma_serverless.service.service import Service
     from chroma_serverless.types import Collection
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fork.json"
@@ -63,9 +63,9 @@ def build_service(endpoint: str) -> Service:
     """The data function's service on moto: DynamoDB catalog, LanceDB on S3."""
     import boto3
 
-    from chroma_serverless.app import build_service as build
-    from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
+    from chroma_serverless.catalog.dynamodb.keys import ATTRIBUTES, KEY_SCHEMA
     from chroma_serverless.settings import Settings
+    from chroma_serverless.wiring import build_service as build
 
     table = f"catalog-{uuid.uuid4().hex[:8]}"
     boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1").create_table(
@@ -137,7 +137,7 @@ def objects_under(endpoint: str, prefix: str) -> dict[str, int]:
 def run(args: argparse.Namespace, moto: CountingMoto) -> dict[str, Any]:
     import dataclasses
 
-    from chroma_serverless.maintenance import maintain
+    from chroma_serverless.service.maintenance import maintain
     from chroma_serverless.types import RecordBatch
 
     service = build_service(moto.endpoint)

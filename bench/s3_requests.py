@@ -7,8 +7,9 @@ Runs moto's server in this process behind a WSGI middleware that counts every re
 kind: GET with or without Range, HEAD, LIST, PUT, ...) and the bytes sent and received, grouped
 by *phase*. Builds a collection table of ``--rows`` x 384 (``bench/synthetic.py``, metadata
 ``category``/``score``/``tag`` as in ``compare.py``) in ``s3://bench/records`` with
-:class:`chroma_serverless.records.LanceRecordStore` and indexes it with ``store.maintain`` (the
-IVF-PQ index is built from ``IndexPolicy.threshold`` rows on, 20000 by default).
+:class:`chroma_serverless.records.store.LanceRecordStore` and indexes it with
+``store.maintain`` (the IVF-PQ index is built from ``IndexPolicy.threshold`` rows on, 20000 by
+default).
 
 Then a fresh Python process (the *child*) imports the store, opens it and queries, announcing
 each phase to the middleware (``GET /__bench__/phase/<name>``, not counted):
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from chroma_serverless.records import LanceRecordStore
+    from chroma_serverless.records.store import LanceRecordStore
     from chroma_serverless.types import Collection
 
     WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -337,7 +338,7 @@ def child(args: argparse.Namespace) -> int:
     phase("import")
     import numpy as np
 
-    from chroma_serverless.records import LanceRecordStore
+    from chroma_serverless.records.store import LanceRecordStore
     from chroma_serverless.types import Filter, GetRequest, QueryRequest
 
     t_import = time.perf_counter()
@@ -420,7 +421,7 @@ def held_in_memory(store: Any, collection_id: str) -> bool:
     """Whether the store's memory tier holds the table's current version, with its graph built
     if it gets one (a private look: the benchmark reports what the tier does, which the store's
     API deliberately hides)."""
-    table = store._open(collection_id)
+    table = store._tables.open(collection_id)
     snapshot = None if table is None else store._memory.at(collection_id, table.version)
     return snapshot is not None and (snapshot.graph is None or snapshot.graph.ready)
 
@@ -520,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from chroma_serverless.records import LanceRecordStore
+    from chroma_serverless.records.store import LanceRecordStore
     from chroma_serverless.types import IndexPolicy
 
     started = time.perf_counter()

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import pytest
 from fastapi.testclient import TestClient
 
-from chroma_serverless.app import create_app
-from chroma_serverless.catalog.sqlite import SqliteCatalog
-from chroma_serverless.embedding import MODEL_FILES, model_dir
-from chroma_serverless.records import LanceRecordStore
-from chroma_serverless.service import Service
+from chroma_serverless.catalog.sqlite.catalog import SqliteCatalog
+from chroma_serverless.catalog.sqlite.credentials import SqliteCredentials
+from chroma_serverless.cli import serialize_dynamodb
+from chroma_serverless.embedding.model import MODEL_FILES, model_dir
+from chroma_serverless.http.app import create_app
+from chroma_serverless.records.store import LanceRecordStore
+from chroma_serverless.service.service import Service
 from chroma_serverless.settings import Settings
 from chroma_serverless.types import IndexPolicy
 
@@ -29,8 +31,9 @@ if TYPE_CHECKING:
     import chromadb
     import httpx
     from chromadb.api import AsyncClientAPI, ClientAPI
+    from fastapi import FastAPI
 
-    from chroma_serverless.catalog import Catalog
+    from chroma_serverless.ports import Catalog, Credentials
 
 T = TypeVar("T")
 
@@ -43,6 +46,7 @@ class Moto:
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        serialize_dynamodb()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -71,7 +75,7 @@ def moto() -> Iterator[Moto]:
 
 
 def new_catalog_table(moto: Moto) -> str:
-    from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
+    from chroma_serverless.catalog.dynamodb.keys import ATTRIBUTES, KEY_SCHEMA
 
     name = f"catalog-{uuid.uuid4().hex[:12]}"
     moto.client("dynamodb").create_table(
@@ -88,10 +92,26 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Catalog:
     """Every catalog implementation; the contract suite runs once per param."""
     if request.param == "sqlite":
         return SqliteCatalog(tmp_path / "catalog.sqlite3")
-    from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
+    from chroma_serverless.catalog.dynamodb.catalog import DynamoDbCatalog
 
     moto: Moto = request.getfixturevalue("moto")
     return DynamoDbCatalog(moto.client("dynamodb"), new_catalog_table(moto))
+
+
+@pytest.fixture
+def credentials(catalog: Catalog) -> Credentials:
+    """The credentials kept beside ``catalog`` (its SQLite file, its DynamoDB table)."""
+    return credentials_beside(catalog)
+
+
+def credentials_beside(catalog: Catalog) -> Credentials:
+    from chroma_serverless.catalog.dynamodb.catalog import DynamoDbCatalog
+    from chroma_serverless.catalog.dynamodb.credentials import DynamoDbCredentials
+
+    if isinstance(catalog, DynamoDbCatalog):
+        return DynamoDbCredentials(catalog.client, catalog.name)
+    assert isinstance(catalog, SqliteCatalog)
+    return SqliteCredentials(catalog.path)
 
 
 def records_place(
@@ -142,17 +162,27 @@ def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> LanceRecordS
 @pytest.fixture(params=["embedded", "aws"])
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> Service:
     """The API over the embedded default (SQLite + local dir) and AWS (DynamoDB + S3 on moto)."""
-    settings = Settings(path=tmp_path, allow_reset=True)
     if request.param == "embedded":
         catalog: Catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
-        return Service(catalog, LanceRecordStore(str(tmp_path / "records")), settings)
-    from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
+        store = LanceRecordStore(str(tmp_path / "records"))
+        return Service(catalog, store, allow_reset=True)
+    from chroma_serverless.catalog.dynamodb.catalog import DynamoDbCatalog
 
     moto: Moto = request.getfixturevalue("moto")
     bucket: str = request.getfixturevalue("bucket")
     catalog = DynamoDbCatalog(moto.client("dynamodb"), new_catalog_table(moto))
     store = LanceRecordStore(f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto))
-    return Service(catalog, store, settings)
+    return Service(catalog, store, allow_reset=True)
+
+
+def app_of(service: Service, settings: Settings | None = None) -> FastAPI:
+    """The HTTP app over ``service``'s stores as ``settings`` configure it (default: reset
+    allowed), with the credentials kept beside its catalog."""
+    settings = settings or Settings(allow_reset=True)
+    configured = Service(
+        service.catalog, service.records, service.maintainer, allow_reset=settings.allow_reset
+    )
+    return create_app(configured, settings, credentials_beside(service.catalog))
 
 
 # ---------------------------------------------------------------- the app in-process
@@ -170,8 +200,7 @@ def _no_internal_errors(response: httpx.Response) -> None:
 
 @pytest.fixture
 def api(service: Service) -> Iterator[TestClient]:
-    app = create_app(service)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app_of(service), raise_server_exceptions=False) as client:
         client.event_hooks["response"].append(_no_internal_errors)
         yield client
 
@@ -347,7 +376,7 @@ def built_model() -> Path:
     """The exported model, built (or found up to date) by the real build step."""
     out = model_dir()
     proc = subprocess.run(
-        [sys.executable, "-m", "chroma_serverless.model_build", "--out", str(out)],
+        [sys.executable, "-m", "chroma_serverless.embedding.build", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=900,

@@ -1,7 +1,7 @@
 """An independent, pure-Python model of Chroma's ``where`` / ``where_document`` semantics.
 
 Written from the observed semantics of Chroma 1.5.9 (shared/docs/chroma-contract.md §3.3-3.4,
-shared/docs/lancedb-facts.md §2), never by calling :mod:`chroma_serverless.filters`:
+shared/docs/lancedb-facts.md §2), never by calling :mod:`chroma_serverless.domain.filters`:
 
 - ``{"k": scalar}`` is ``{"k": {"$eq": scalar}}``; ``$and``/``$or`` combine where dicts.
 - Equality, ``$in`` and ordering compare int and float numerically (``2 == 2.0``, ``1 < 1.5``);

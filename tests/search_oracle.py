@@ -1,7 +1,7 @@
 """An independent, pure-Python model of the Search API over records read back from a collection.
 
 Written from Chroma's semantics (its ``RankDomain`` evaluation, ``SparseIndexKnn``,
-``Idf`` and ``RankedGroupBy`` operators), never by calling :mod:`chroma_serverless.ranking`:
+``Idf`` and ``RankedGroupBy`` operators), never by calling :mod:`chroma_serverless.search.ranking`:
 
 - a ``$knn`` lists the ``limit`` records nearest to its query among those the filter selects,
   ascending, ties in insertion order: dense by the collection's distance, sparse by

@@ -4,8 +4,8 @@ Each generated :class:`Dataset` draws small per-example *pools* (keys, strings, 
 document fragments) and builds both the records and the filters from them, so filters hit stored
 keys and values often. Pools mix types under one key (int and float and str and bool and arrays),
 and are seeded with text meant to break SQL quoting or the column-name encoding of
-:mod:`chroma_serverless.layout`: quotes, backslashes, ``%``, ``_``, backticks, SQL fragments,
-``.``, spaces, ``_2E``-like escapes, accents, CJK and emoji.
+:mod:`chroma_serverless.records.layout`: quotes, backslashes, ``%``, ``_``, backticks, SQL
+fragments, ``.``, spaces, ``_2E``-like escapes, accents, CJK and emoji.
 """
 
 from __future__ import annotations

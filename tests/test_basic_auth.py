@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from chroma_serverless.passwords import verify_password
+from chroma_serverless.auth.passwords import verify_password
 from tests.conftest import Server, close_chroma_clients
 from tests.conftest import run_async as run_workflow
 from tests.test_auth import AuthServer

@@ -9,13 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from chroma_serverless.auth import hash_token
-from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
+from chroma_serverless.auth.access import hash_token
 from chroma_serverless.errors import InvalidArgumentError, NotFoundError, UniqueConstraintError
-from chroma_serverless.types import BasicCredential, Collection, Principal, Token
+from chroma_serverless.types import (
+    DEFAULT_DATABASE,
+    DEFAULT_TENANT,
+    BasicCredential,
+    Collection,
+    Principal,
+    Token,
+)
 
 if TYPE_CHECKING:
-    from chroma_serverless.catalog import Catalog
+    from chroma_serverless.ports import Catalog, Credentials
 
 
 def new_collection(name: str, database: str = DEFAULT_DATABASE, **fields: Any) -> Collection:
@@ -254,26 +260,26 @@ def stored_token(secret: str, user: str = "u", role: str = "reader") -> Token:
     )
 
 
-def test_tokens_are_found_by_hash_listed_and_revoked(catalog: Catalog) -> None:
+def test_tokens_are_found_by_hash_listed_and_revoked(credentials: Credentials) -> None:
     first, second = stored_token("secret-1", "alice"), stored_token("secret-2", "bob", "admin")
-    catalog.create_token(first)
-    catalog.create_token(second)
-    assert catalog.get_token(hash_token("secret-1")) == first
-    assert catalog.get_token(hash_token("nope")) is None
-    assert catalog.list_tokens() == [first, second]
+    credentials.create_token(first)
+    credentials.create_token(second)
+    assert credentials.get_token(hash_token("secret-1")) == first
+    assert credentials.get_token(hash_token("nope")) is None
+    assert credentials.list_tokens() == [first, second]
     with pytest.raises(UniqueConstraintError):
-        catalog.create_token(first)
-    assert catalog.revoke_token(first.id) == first
-    assert catalog.get_token(first.hash) is None
+        credentials.create_token(first)
+    assert credentials.revoke_token(first.id) == first
+    assert credentials.get_token(first.hash) is None
     with pytest.raises(NotFoundError):
-        catalog.revoke_token(first.id)
+        credentials.revoke_token(first.id)
 
 
-def test_tokens_survive_a_reset(catalog: Catalog) -> None:
+def test_tokens_survive_a_reset(catalog: Catalog, credentials: Credentials) -> None:
     token = stored_token("keep-me")
-    catalog.create_token(token)
+    credentials.create_token(token)
     catalog.reset()
-    assert catalog.get_token(token.hash) == token
+    assert credentials.get_token(token.hash) == token
 
 
 def basic_user(username: str, role: str = "reader") -> BasicCredential:
@@ -285,32 +291,34 @@ def basic_user(username: str, role: str = "reader") -> BasicCredential:
     )
 
 
-def test_basic_users_are_found_by_exact_username_listed_and_revoked(catalog: Catalog) -> None:
+def test_basic_users_are_found_by_exact_username_listed_and_revoked(
+    credentials: Credentials,
+) -> None:
     bob, alice = basic_user("bob", "admin"), basic_user("alice@example.com")
-    catalog.create_basic_credential(bob)
-    catalog.create_basic_credential(alice)
-    assert catalog.get_basic_credential("bob") == bob
-    assert catalog.get_basic_credential("Bob") is None  # usernames are case-sensitive
-    assert catalog.get_basic_credential("carol") is None
-    assert catalog.list_basic_credentials() == [alice, bob]
-    assert catalog.revoke_basic_credential("bob") == bob
-    assert catalog.get_basic_credential("bob") is None
-    assert catalog.list_basic_credentials() == [alice]
+    credentials.create_basic_credential(bob)
+    credentials.create_basic_credential(alice)
+    assert credentials.get_basic_credential("bob") == bob
+    assert credentials.get_basic_credential("Bob") is None  # usernames are case-sensitive
+    assert credentials.get_basic_credential("carol") is None
+    assert credentials.list_basic_credentials() == [alice, bob]
+    assert credentials.revoke_basic_credential("bob") == bob
+    assert credentials.get_basic_credential("bob") is None
+    assert credentials.list_basic_credentials() == [alice]
     with pytest.raises(NotFoundError):
-        catalog.revoke_basic_credential("bob")
+        credentials.revoke_basic_credential("bob")
 
 
-def test_a_username_is_unique(catalog: Catalog) -> None:
-    catalog.create_basic_credential(basic_user("bob"))
+def test_a_username_is_unique(credentials: Credentials) -> None:
+    credentials.create_basic_credential(basic_user("bob"))
     with pytest.raises(UniqueConstraintError):
-        catalog.create_basic_credential(basic_user("bob", "admin"))
-    assert catalog.get_basic_credential("bob") == basic_user("bob")
+        credentials.create_basic_credential(basic_user("bob", "admin"))
+    assert credentials.get_basic_credential("bob") == basic_user("bob")
 
 
-def test_concurrent_creates_of_one_username_yield_one_user(catalog: Catalog) -> None:
+def test_concurrent_creates_of_one_username_yield_one_user(credentials: Credentials) -> None:
     def create(role: str) -> bool:
         try:
-            catalog.create_basic_credential(basic_user("bob", role))
+            credentials.create_basic_credential(basic_user("bob", role))
         except UniqueConstraintError:
             return False
         return True
@@ -318,17 +326,19 @@ def test_concurrent_creates_of_one_username_yield_one_user(catalog: Catalog) -> 
     with ThreadPoolExecutor(8) as pool:
         created = list(pool.map(create, ["reader", "writer", "admin"] * 4))
     assert created.count(True) == 1
-    assert len(catalog.list_basic_credentials()) == 1
+    assert len(credentials.list_basic_credentials()) == 1
 
 
-def test_basic_users_survive_a_reset_and_stay_apart_from_tokens(catalog: Catalog) -> None:
+def test_basic_users_survive_a_reset_and_stay_apart_from_tokens(
+    catalog: Catalog, credentials: Credentials
+) -> None:
     user, token = basic_user("keep"), stored_token("keep-me")
-    catalog.create_basic_credential(user)
-    catalog.create_token(token)
+    credentials.create_basic_credential(user)
+    credentials.create_token(token)
     catalog.reset()
-    assert catalog.get_basic_credential("keep") == user
-    assert catalog.list_tokens() == [token]
-    assert catalog.list_basic_credentials() == [user]
+    assert credentials.get_basic_credential("keep") == user
+    assert credentials.list_tokens() == [token]
+    assert credentials.list_basic_credentials() == [user]
     assert catalog.all_collections() == []
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from chroma_serverless.catalog.sqlite import SqliteCatalog
+from chroma_serverless.catalog.sqlite.catalog import SqliteCatalog
 from chroma_serverless.errors import NotFoundError
 from tests.test_catalog_contract import new_collection
 
@@ -57,7 +57,7 @@ def test_changes_by_another_process_are_seen(path: Path) -> None:
     assert catalog.get_collection_by_id(collection.id).name == "a"
 
     rename = (
-        "import sys; from chroma_serverless.catalog.sqlite import SqliteCatalog; "
+        "import sys; from chroma_serverless.catalog.sqlite.catalog import SqliteCatalog; "
         "SqliteCatalog(sys.argv[1]).update_collection(sys.argv[2], 'b', None, None, None)"
     )
     subprocess.run([sys.executable, "-c", rename, str(path), collection.id], check=True)

@@ -2,7 +2,7 @@
 
 End to end through the official client (sync ``HttpClient`` and async ``AsyncHttpClient``)
 against both server modes, plus unit tests of the reconciliation. Expected answers are Chroma's
-single-node server's (contract §2.3 and §11; rust/types/src/collection_schema.rs).
+single-node server's (contract §2.3 and §11; rust/types/src/indexes.rs).
 """
 
 from __future__ import annotations
@@ -30,15 +30,12 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InvalidArgumentError
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from chroma_serverless import (
-    collection_configuration,
-    collection_schema,
-    collections,
-    schema_validation,
-)
-from chroma_serverless.catalog.sqlite import SqliteCatalog
+from chroma_serverless.catalog.sqlite.catalog import SqliteCatalog
+from chroma_serverless.domain.schema import indexes, validation
+from chroma_serverless.domain.schema.configuration import internal_configuration
 from chroma_serverless.errors import InvalidArgumentError as ServerInvalidArgument
 from chroma_serverless.errors import InvalidRequestBodyError
+from chroma_serverless.wire import responses
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -448,26 +445,22 @@ def reconciled(
     schema: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    internal = collection_configuration.internal_configuration(configuration, metadata)
-    return collection_schema.reconcile(schema_validation.parse(schema), internal)
+    internal = internal_configuration(configuration, metadata)
+    return indexes.reconcile(validation.parse(schema), internal)
 
 
 def test_configuration_is_derived_from_the_schema() -> None:
     schema = reconciled({"hnsw": {"space": "cosine", "ef_construction": 64}})
-    assert collection_schema.to_configuration(schema) == expected_configuration(
+    assert indexes.to_configuration(schema) == expected_configuration(
         "cosine", None, ef_construction=64
     )
 
 
 def test_legacy_metadata_fills_in_only_for_a_default_configuration() -> None:
     metadata = {"hnsw:space": "cosine", "hnsw:M": 8}
-    default = collection_schema.to_configuration(
-        reconciled({"hnsw": {"space": "l2"}}, None, metadata)
-    )
+    default = indexes.to_configuration(reconciled({"hnsw": {"space": "l2"}}, None, metadata))
     assert (default["hnsw"]["space"], default["hnsw"]["max_neighbors"]) == ("cosine", 8)
-    chosen = collection_schema.to_configuration(
-        reconciled({"hnsw": {"space": "ip"}}, None, metadata)
-    )
+    chosen = indexes.to_configuration(reconciled({"hnsw": {"space": "ip"}}, None, metadata))
     assert (chosen["hnsw"]["space"], chosen["hnsw"]["max_neighbors"]) == ("ip", 16)
     with pytest.raises(ServerInvalidArgument, match="Failed to parse hnsw parameters"):
         reconciled(None, None, {"hnsw:space": "hamming"})
@@ -485,9 +478,9 @@ def test_a_custom_schema_wins_over_a_default_configuration() -> None:
     sent["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["space"] = "ip"
     schema = reconciled({"embedding_function": DEFAULT_FUNCTION}, sent)
     assert schema["defaults"]["int"]["int_inverted_index"]["enabled"] is False
-    assert collection_schema.to_configuration(schema)["hnsw"]["space"] == "ip"
+    assert indexes.to_configuration(schema)["hnsw"]["space"] == "ip"
     # ... and the configuration's function is not applied over it (Rust keeps the schema).
-    assert collection_schema.to_configuration(schema)["embedding_function"] is None
+    assert indexes.to_configuration(schema)["embedding_function"] is None
 
 
 def test_a_sent_spann_block_is_served_by_hnsw() -> None:
@@ -524,7 +517,7 @@ def test_a_schema_with_default_spann_settings_is_still_default() -> None:
         },
     }
     schema = reconciled({"hnsw": {"space": "ip"}}, sent)  # no conflict: the schema is default
-    assert collection_schema.to_configuration(schema)["hnsw"]["space"] == "ip"
+    assert indexes.to_configuration(schema)["hnsw"]["space"] == "ip"
     sent["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["spann"]["ef_search"] = 9
     with pytest.raises(ServerInvalidArgument, match="Cannot set both"):
         reconciled({"hnsw": {"space": "ip"}}, sent)
@@ -535,23 +528,23 @@ def test_a_sparse_index_on_a_key_is_kept() -> None:
     sent = {"defaults": {}, "keys": {"sparse": {"sparse_vector": {"sparse_vector_index": index}}}}
     schema = reconciled(None, sent)
     assert schema["keys"]["sparse"]["sparse_vector"]["sparse_vector_index"] == index
-    assert collection_schema.sparse_indexes(schema) == {"sparse": True}
+    assert indexes.sparse_indexes(schema) == {"sparse": True}
 
 
 def test_schema_shape_errors_are_422() -> None:
     with pytest.raises(InvalidRequestBodyError, match="missing field `keys`"):
-        schema_validation.parse({"defaults": {}})
+        validation.parse({"defaults": {}})
     with pytest.raises(InvalidRequestBodyError, match="unknown variant `hamming`"):
         bad = expected_schema()
         bad["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["space"] = "hamming"
-        schema_validation.parse(bad)
+        validation.parse(bad)
 
 
 def test_updates_reach_both_vector_indexes() -> None:
     schema = reconciled()
     function = {"type": "known", "name": "mine", "config": {}}
     update = {"hnsw": {"ef_search": 7, "batch_size": 50}, "embedding_function": function}
-    changed = collection_schema.updated(schema, update)
+    changed = indexes.updated(schema, update)
     for config in (
         changed["defaults"]["float_list"]["vector_index"]["config"],
         changed["keys"]["#embedding"]["float_list"]["vector_index"]["config"],
@@ -559,16 +552,16 @@ def test_updates_reach_both_vector_indexes() -> None:
         assert (config["hnsw"]["ef_search"], config["hnsw"]["batch_size"]) == (7, 50)
         assert config["embedding_function"] == function
     # A SPANN update has nothing to change on an HNSW collection (as on Chroma's single node).
-    assert collection_schema.updated(schema, {"spann": {"search_nprobe": 3}}) == schema
+    assert indexes.updated(schema, {"spann": {"search_nprobe": 3}}) == schema
     with pytest.raises(ServerInvalidArgument, match="distance space"):
-        collection_schema.updated(schema, {"hnsw": {"space": "ip"}})
+        indexes.updated(schema, {"hnsw": {"space": "ip"}})
 
 
 def test_collections_stored_without_a_schema_get_one() -> None:
     configuration = expected_configuration("ip", DEFAULT_FUNCTION, ef_search=30)
-    schema = collection_schema.from_configuration(configuration)
+    schema = indexes.from_configuration(configuration)
     assert schema == expected_schema("ip", DEFAULT_FUNCTION, threads(schema), ef_search=30)
-    assert collection_schema.to_configuration(schema) == configuration
+    assert indexes.to_configuration(schema) == configuration
 
 
 def test_catalog_files_from_before_schemas_still_read(tmp_path: Path) -> None:
@@ -588,7 +581,7 @@ def test_catalog_files_from_before_schemas_still_read(tmp_path: Path) -> None:
     catalog = SqliteCatalog(path)
     old = catalog.get_collection("default_tenant", "default_database", "old")
     assert old.schema is None
-    answer = collections.to_json(old)
+    answer = responses.collection(old)
     assert answer["configuration_json"] == configuration
     assert answer["schema"] == expected_schema(
         "cosine", DEFAULT_FUNCTION, threads(answer["schema"]), ef_search=40

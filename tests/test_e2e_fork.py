@@ -14,7 +14,7 @@ import pytest
 from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
 
 from chroma_serverless.cli import AWS_LOCAL_BUCKET
-from chroma_serverless.maintenance import maintain, maintain_all
+from chroma_serverless.service.maintenance import maintain, maintain_all
 from chroma_serverless.types import IndexPolicy
 from tests.conftest import chroma_client, run_async
 from tests.test_maintenance import maintenance_beside
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from chromadb.api import AsyncClientAPI, ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from chroma_serverless.service import Service
+    from chroma_serverless.service.service import Service
     from tests.conftest import Server
 
 pytestmark = [

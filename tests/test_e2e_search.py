@@ -460,7 +460,7 @@ def test_the_readmes_hybrid_example(
     from chromadb.utils.embedding_functions import ChromaBm25EmbeddingFunction
     from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
-    from chroma_serverless.embedding import MODEL_FILES
+    from chroma_serverless.embedding.model import MODEL_FILES
 
     target = tmp_path / ONNXMiniLM_L6_V2.EXTRACTED_FOLDER_NAME  # the model, where the client looks
     target.mkdir()

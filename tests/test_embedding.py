@@ -1,6 +1,6 @@
 """Server-side embedding: Chroma's default embedding function, reproduced exactly.
 
-The model comes from the build step (``python -m chroma_serverless.model_build``), run once
+The model comes from the build step (``python -m chroma_serverless.embedding.build``), run once
 per session into the cached model directory (``$CHROMA_SERVERLESS_MODEL_DIR`` or
 ``~/.cache/chroma-serverless/all-MiniLM-L6-v2``); a repeat run finds it up to date in well
 under a second. The reference vectors in ``tests/data/embedding_reference.npy`` were computed
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from chroma_serverless import embedding
-from chroma_serverless.embedding import (
+from chroma_serverless.embedding import model as embedding
+from chroma_serverless.embedding.model import (
     DIMENSION,
     MODEL_FILES,
     DefaultEmbeddingFunction,
@@ -216,7 +216,7 @@ def test_missing_model_dir_raises_model_unavailable(tmp_path: Path) -> None:
         fn(["hello"])
     message = str(err.value)
     assert "does not exist" in message
-    assert "python -m chroma_serverless.model_build" in message
+    assert "python -m chroma_serverless.embedding.build" in message
     assert err.value.message == message
     with pytest.raises(ModelUnavailableError):
         fn.load()

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chroma_serverless import filters
+from chroma_serverless.domain import filters
 from chroma_serverless.errors import InvalidArgumentError
-from chroma_serverless.records import LanceRecordStore
+from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
     Collection,
     DeleteRequest,

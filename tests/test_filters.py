@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from chroma_serverless import filters, layout
+from chroma_serverless.domain import filters
+from chroma_serverless.domain.filters import MAX_DEPTH, validate_where, validate_where_document
 from chroma_serverless.errors import InvalidArgumentError
-from chroma_serverless.filters import MAX_DEPTH, to_sql, validate_where, validate_where_document
+from chroma_serverless.records import layout
+from chroma_serverless.records.sql import to_sql
 from chroma_serverless.types import Collection, DeleteRequest, Filter, GetRequest, RecordBatch
 from tests import oracle
 from tests.oracle import Record
 from tests.strategies import INT64_MAX, INT64_MIN, SPECIAL_FLOATS, SPECIAL_INTS
 
 if TYPE_CHECKING:
-    from chroma_serverless.records import LanceRecordStore
+    from chroma_serverless.records.store import LanceRecordStore
 
 FIELD_OPERATORS = "$eq, $ne, $in, $nin, $contains, $not_contains, $gt, $gte, $lt, $lte"
 DOCUMENT_OPERATORS = "$contains, $not_contains, $regex, $not_regex"

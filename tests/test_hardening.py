@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fastapi.testclient import TestClient
 
-from chroma_serverless.app import create_app
-from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
+from tests.conftest import app_of
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from chroma_serverless.service.service import Service
 
 API = "/api/v2"
 DB = f"{API}/tenants/default_tenant/databases/default_database"
@@ -78,7 +79,7 @@ def test_more_records_than_the_batch_limit_are_413(api: TestClient) -> None:
 def test_bodies_over_the_limit_are_refused_without_being_parsed(
     service: Service, tmp_path: Path
 ) -> None:
-    app = create_app(Service(service.catalog, service.records, Settings(max_body_bytes=1000)))
+    app = app_of(service, Settings(max_body_bytes=1000))
     with TestClient(app) as api:
         response = api.post(
             f"{DB}/collections", content=b"[" * 5000, headers={"content-type": "application/json"}
@@ -93,7 +94,7 @@ def test_cors_is_off_by_default(api: TestClient) -> None:
 
 def test_cors_allows_configured_origins(service: Service) -> None:
     settings = Settings(cors_origins=("https://app.example.com",))
-    app = create_app(Service(service.catalog, service.records, settings))
+    app = app_of(service, settings)
     with TestClient(app) as api:
         preflight = api.options(
             f"{API}/heartbeat",

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.testclient import TestClient
 
-from chroma_serverless.app import create_app
-from chroma_serverless.service import Service
 from chroma_serverless.settings import Settings
+from tests.conftest import app_of
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from chroma_serverless.service.service import Service
 
 
 API = "/api/v2"
@@ -88,7 +89,7 @@ def test_reset_wipes_data_and_keeps_defaults(api: TestClient) -> None:
 
 def test_reset_is_forbidden_unless_enabled(service: Service, tmp_path: Path) -> None:
     settings = Settings(path=tmp_path, allow_reset=False)
-    app = create_app(Service(service.catalog, service.records, settings))
+    app = app_of(service, settings)
     with TestClient(app) as api:
         assert_error(api.post(f"{API}/reset"), 403, "ChromaError", "Reset is disabled by config")
 

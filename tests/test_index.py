@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from chroma_serverless.records import LanceRecordStore
-from chroma_serverless.records.search import nprobes
+from chroma_serverless.records.plan import nprobes
+from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
     Collection,
     DeleteRequest,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import chroma_serverless.app
+import chroma_serverless.http.app
 from chroma_serverless import __version__
 from tests.lambda_events import KINDS, FakeLambdaContext, Kind, load_event, load_function
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
-    from chroma_serverless.app import Plane
     from chroma_serverless.settings import Settings
+    from chroma_serverless.types import Plane
 
 API = "/api/v2"
 DB = API + "/tenants/default_tenant/databases/default_database"
@@ -53,7 +53,7 @@ def functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Functions]:
     """Both entry points, imported as Lambda would at INIT, over one storage directory."""
     builds = {"control": 0, "data": 0}
     importing: list[str] = []
-    real_build_app = chroma_serverless.app.build_app
+    real_build_app = chroma_serverless.http.app.build_app
 
     def counting_build_app(settings: Settings, planes: Collection[Plane]) -> FastAPI:
         builds[importing[-1]] += 1
@@ -63,7 +63,7 @@ def functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Functions]:
         env.setenv("CHROMA_SERVERLESS_PATH", str(tmp_path_factory.mktemp("lambda")))
         env.setenv("CHROMA_SERVERLESS_ALLOW_RESET", "true")
         env.setenv("CHROMA_SERVERLESS_MAX_BATCH_SIZE", str(MAX_BATCH_SIZE))
-        env.setattr(chroma_serverless.app, "build_app", counting_build_app)
+        env.setattr(chroma_serverless.http.app, "build_app", counting_build_app)
         modules = {}
         for name in ("control", "data"):
             importing.append(name)

@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chroma_serverless import layout
+from chroma_serverless.domain import columns
+from chroma_serverless.records import layout
 from tests.strategies import ADVERSARIAL_KEYS, keys
 
 # Any text Python can encode to UTF-8 (no lone surrogates), including NUL and controls.
 ANY_TEXT = st.text(st.characters(codec="utf-8"))
-KINDS = layout.KINDS
+KINDS = columns.KINDS
 ENCODED = re.compile(r"[A-Za-z0-9_]*")
 
 
@@ -119,4 +120,4 @@ def test_other_columns_are_not_metadata(name: str) -> None:
     ],
 )
 def test_value_kind_keeps_bool_apart_from_int(value: object, kind: str) -> None:
-    assert layout.value_kind(value) == kind  # type: ignore[arg-type]
+    assert columns.value_kind(value) == kind  # type: ignore[arg-type]

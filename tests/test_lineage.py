@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chroma_serverless.lineage import Lineage
+from chroma_serverless.domain.lineage import Lineage
 
 # root -> a -> c, root -> b
 PARENTS = {"a": "root", "b": "root", "c": "a"}

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from chroma_serverless.catalog.sqlite import SqliteCatalog
+from chroma_serverless.catalog.sqlite.catalog import SqliteCatalog
 from chroma_serverless.cli import AWS_LOCAL_BUCKET, AWS_LOCAL_TABLE
-from chroma_serverless.maintenance import (
+from chroma_serverless.records.store import LanceRecordStore
+from chroma_serverless.service.maintenance import (
     BackgroundMaintainer,
     SqsMaintainer,
     maintain,
     maintain_all,
 )
-from chroma_serverless.records import LanceRecordStore
-from chroma_serverless.service import Service
+from chroma_serverless.service.service import Service
 from chroma_serverless.settings import Settings
 from chroma_serverless.types import Collection, IndexPolicy, RecordBatch
 from tests.conftest import chroma_client, new_catalog_table
@@ -59,7 +59,7 @@ def fill(service: Service, name: str, rows: int = 600) -> Collection:
 
 
 def vector_indexed(store: LanceRecordStore, collection: Collection) -> bool:
-    table = store._open(collection.id)
+    table = store._tables.open(collection.id)
     return table is not None and any(i.columns == ["embedding"] for i in table.list_indices())
 
 
@@ -72,7 +72,7 @@ def wait_for(condition: Any, timeout: float = 120) -> None:
 
 def test_background_worker_indexes_after_writes(tmp_path: Path) -> None:
     store = LanceRecordStore(str(tmp_path / "records"), policy=POLICY)
-    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store)
     service.maintainer = BackgroundMaintainer(service, delay=0.05)
     collection = fill(service, "docs")
     wait_for(lambda: vector_indexed(store, collection))
@@ -81,7 +81,7 @@ def test_background_worker_indexes_after_writes(tmp_path: Path) -> None:
 def test_background_worker_compacts_while_small_writes_go_on(tmp_path: Path) -> None:
     # GIVEN a worker whose debounce (5 s) is longer than the stream of writes below
     store = LanceRecordStore(str(tmp_path / "records"))
-    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store)
     service.maintainer = BackgroundMaintainer(service, delay=5.0, max_wait=0.3)
     collection = fill(service, "docs")
     # WHEN single-record writes keep coming for 3 s
@@ -92,7 +92,7 @@ def test_background_worker_compacts_while_small_writes_go_on(tmp_path: Path) -> 
         service.add(collection, RecordBatch(ids=[f"w{i}"], embeddings=vectors(1)))
         time.sleep(0.02)
     # THEN the table was compacted meanwhile: far fewer fragments than writes
-    table = store._open(collection.id)
+    table = store._tables.open(collection.id)
     assert table is not None
     assert i > 40
     assert table.stats()["fragment_stats"]["num_fragments"] < i / 4
@@ -101,7 +101,7 @@ def test_background_worker_compacts_while_small_writes_go_on(tmp_path: Path) -> 
 def test_background_worker_indexes_a_large_collection_once_writes_stop(tmp_path: Path) -> None:
     # GIVEN a collection past the index threshold that keeps being written
     store = LanceRecordStore(str(tmp_path / "records"), policy=POLICY)
-    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store)
     service.maintainer = BackgroundMaintainer(service, delay=1.0, max_wait=0.2)
     collection = fill(service, "docs")
     deadline = time.monotonic() + 2.0
@@ -119,7 +119,7 @@ def test_background_worker_indexes_a_large_collection_once_writes_stop(tmp_path:
 def test_an_ingest_keeps_the_ids_index_current_and_defers_the_rest(tmp_path: Path) -> None:
     # GIVEN a collection past the index threshold (500 rows), still being written
     store = LanceRecordStore(str(tmp_path / "records"), policy=POLICY)
-    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store)
     collection = fill(service, "docs")
 
     def more(first: int, rows: int) -> None:
@@ -127,7 +127,7 @@ def test_an_ingest_keeps_the_ids_index_current_and_defers_the_rest(tmp_path: Pat
         service.add(collection, RecordBatch(ids=ids, embeddings=vectors(rows)))
 
     def indexes() -> dict[str, int]:
-        table = store._open(collection.id)
+        table = store._tables.open(collection.id)
         assert table is not None
         return {i.columns[0]: i.num_unindexed_rows for i in table.list_indices()}
 
@@ -146,14 +146,14 @@ def test_an_ingest_keeps_the_ids_index_current_and_defers_the_rest(tmp_path: Pat
     # an add of ids already there still changes nothing
     service.add(collection, RecordBatch(ids=["r0", "r1199"], embeddings=vectors(2) + 1))
     assert service.count(collection) == 1200
-    table = store._open(collection.id)
+    table = store._tables.open(collection.id)
     assert table is not None
     assert table.stats()["fragment_stats"]["num_fragments"] == 4
 
 
 def test_maintain_command(tmp_path: Path) -> None:
     store = LanceRecordStore(str(tmp_path / "records"))
-    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store)
     collection = fill(service, "docs")
     done = subprocess.run(
         [sys.executable, "-m", "chroma_serverless.cli", "maintain", "--path", str(tmp_path)],
@@ -196,7 +196,7 @@ def aws(moto: Moto, bucket: str) -> Iterator[dict[str, str]]:
 def test_writes_queue_one_message_per_collection_and_the_function_maintains(
     moto: Moto, aws: dict[str, str]
 ) -> None:
-    from chroma_serverless.app import build_service
+    from chroma_serverless.wiring import build_service
 
     service = build_service(Settings.from_env())
     assert isinstance(service.maintainer, SqsMaintainer)
@@ -220,10 +220,10 @@ def test_writes_queue_one_message_per_collection_and_the_function_maintains(
 
 
 def test_the_sweep_drops_records_no_collection_owns(tmp_path: Path) -> None:
-    from chroma_serverless.maintenance import maintain_all
+    from chroma_serverless.service.maintenance import maintain_all
 
     store = LanceRecordStore(str(tmp_path / "records"))
-    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store, Settings(path=tmp_path))
+    service = Service(SqliteCatalog(tmp_path / "catalog.sqlite3"), store)
     kept = fill(service, "kept", rows=3)
     gone = fill(service, "gone", rows=3)
     service.catalog.delete_collection("default_tenant", "default_database", "gone")  # crash here
@@ -315,7 +315,7 @@ def maintenance_beside(
 ) -> Service:
     """A maintainer in this process on the server's storage, as the maintenance function is
     beside the data function on AWS."""
-    from chroma_serverless.app import build_service
+    from chroma_serverless.wiring import build_service
 
     if server.moto_endpoint is None:
         return build_service(Settings(path=server.data, index=index))
@@ -411,12 +411,12 @@ def test_a_delete_whose_files_cannot_be_removed_yet_succeeds_and_the_sweep_finis
     collection = fill(service, "docs", rows=3)
     store = service.records
     assert isinstance(store, LanceRecordStore)
-    drop_table = store._db.drop_table
+    drop_table = store._tables.db.drop_table
 
     def busy(name: str) -> None:
         raise RuntimeError("lance error: LanceError(IO): Directory not empty (os error 39)")
 
-    monkeypatch.setattr(store._db, "drop_table", busy)
+    monkeypatch.setattr(store._tables.db, "drop_table", busy)
 
     # WHEN it is deleted, THEN the delete succeeds and the collection is gone for the user
     with caplog.at_level(logging.INFO, logger="chroma_serverless"):
@@ -426,7 +426,7 @@ def test_a_delete_whose_files_cannot_be_removed_yet_succeeds_and_the_sweep_finis
     assert store.collection_ids() == [collection.id]
 
     # AND once the files can be removed, the sweep removes them
-    monkeypatch.setattr(store._db, "drop_table", drop_table)
+    monkeypatch.setattr(store._tables.db, "drop_table", drop_table)
     assert maintain_all(service) == [{"collection": collection.id, "dropped": "orphan"}]
     assert store.collection_ids() == []
 
@@ -442,7 +442,9 @@ def test_a_reset_racing_a_maintainer_still_resets(
     def busy() -> None:
         raise RuntimeError("lance error: LanceError(IO): Directory not empty (os error 39)")
 
-    monkeypatch.setattr(store._db, "drop_all_tables", busy)  # fails once, tables one by one then
+    monkeypatch.setattr(
+        store._tables.db, "drop_all_tables", busy
+    )  # fails once, tables one by one then
     assert service.reset() is True
     assert store.collection_ids() == []
     assert service.list_collections("default_tenant", "default_database", None, None) == []

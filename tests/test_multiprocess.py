@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 import pytest
 
-from chroma_serverless.catalog.dynamodb import DynamoDbCatalog
+from chroma_serverless.catalog.dynamodb.catalog import DynamoDbCatalog
 from chroma_serverless.errors import UniqueConstraintError
-from chroma_serverless.records import LanceRecordStore
+from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import Collection, GetRequest, RecordBatch
 from tests.conftest import Server, new_catalog_table, records_place, s3_storage_options
 
@@ -136,10 +136,10 @@ def test_a_late_creation_of_the_table_keeps_the_records_written_before_it(
     first.add(
         target, RecordBatch(ids=["a", "b"], embeddings=vectors(2, 1), metadatas=[{"k": 1}] * 2)
     )
-    create = late._db.create_table
-    late._db.create_table = lambda *args, **kwargs: create(*args, **kwargs, mode="overwrite")  # type: ignore[method-assign]
+    create = late._tables.db.create_table
+    late._tables.db.create_table = lambda *args, **kwargs: create(*args, **kwargs, mode="overwrite")  # type: ignore[method-assign]
 
-    late._create(target.id, 4)  # the late creator, after its look for the table found none
+    late._tables._create(target.id, 4)  # the late creator, after its look for the table found none
     late.add(target, RecordBatch(ids=["c"], embeddings=vectors(1, 2)))
 
     stored = first.get(target, GetRequest(include=["metadatas"]))

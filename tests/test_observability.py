@@ -27,18 +27,19 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 )
 from fastapi.testclient import TestClient
 
-from chroma_serverless import auth, observability
-from chroma_serverless.app import create_app
-from chroma_serverless.service import Service
+from chroma_serverless.auth import access as auth
+from chroma_serverless.observe import context, metrics, setup
 from chroma_serverless.settings import Settings
 from chroma_serverless.types import Collection, RecordBatch
-from tests.conftest import Server, close_chroma_clients, run_async
+from tests.conftest import Server, app_of, close_chroma_clients, credentials_beside, run_async
 from tests.lambda_events import KINDS, FakeLambdaContext, Kind, load_event, load_function
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from chromadb.api import AsyncClientAPI
+
+    from chroma_serverless.service.service import Service
 
 API = "/api/v2"
 DB = API + "/tenants/default_tenant/databases/default_database"
@@ -102,7 +103,7 @@ def read(capsys: pytest.CaptureFixture[str]) -> Output:
 
 def metric_names(document: dict[str, Any]) -> set[str]:
     (directive,) = document["_aws"]["CloudWatchMetrics"]
-    assert directive["Namespace"] == observability.NAMESPACE
+    assert directive["Namespace"] == metrics.NAMESPACE
     return {metric["Name"] for metric in directive["Metrics"]}
 
 
@@ -125,9 +126,9 @@ def assert_no_secret(text: str) -> None:
 def json_logs() -> Iterator[None]:
     """This process configured as the Lambda functions are (JSON logs and EMF on stdout);
     afterwards as a default process is (text on stderr, no metrics)."""
-    observability.configure(Settings(log_format="json"))
+    setup.configure(Settings(log_format="json"))
     yield
-    observability.configure(Settings())
+    setup.configure(Settings())
 
 
 # ------------------------------------------------------------------ in-process
@@ -136,11 +137,12 @@ def json_logs() -> Iterator[None]:
 @pytest.fixture
 def app(service: Service, json_logs: None) -> Iterator[TestClient]:
     """The app with auth on: the bearer token ``TOKEN`` and the Basic user olga:``PASSWORD``."""
-    auth.ensure_admin_token(service.catalog, TOKEN)
+    credentials = credentials_beside(service.catalog)
+    auth.ensure_admin_token(credentials, TOKEN)
     admin = auth.new_principal("olga", "*", ["*"], "admin")
-    auth.add_basic_user(service.catalog, admin, PASSWORD)
-    guarded = Service(service.catalog, service.records, service.settings.replace(auth=True))
-    with TestClient(create_app(guarded), raise_server_exceptions=False) as client:
+    auth.add_basic_user(credentials, admin, PASSWORD)
+    guarded = app_of(service, Settings(allow_reset=True, auth=True))
+    with TestClient(guarded, raise_server_exceptions=False) as client:
         yield client
 
 
@@ -268,18 +270,16 @@ def test_an_emf_document_is_the_one_powertools_writes(
     json_logs: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     keys = {"trace_id": "t1", "correlation_id": "c1", "collection": "c", "tenant": "acme"}
-    values = [(observability.REQUESTS, 1), (observability.LATENCY, 5.5), (observability.LATENCY, 2)]
-    with observability.unit(keys) as current:
+    values = [(metrics.REQUESTS, 1), (metrics.LATENCY, 5.5), (metrics.LATENCY, 2)]
+    with context.unit(keys) as current:
         for name, value in values:
-            observability.count(name, value)
-        observability.emit(current, route="POST /r", status_class="2xx")
+            metrics.count(name, value)
+        metrics.emit(current, route="POST /r", status_class="2xx")
     (document,) = read(capsys).documents
 
-    powertools = AmazonCloudWatchEMFProvider(
-        namespace=observability.NAMESPACE, service=SERVICE_NAME
-    )
+    powertools = AmazonCloudWatchEMFProvider(namespace=metrics.NAMESPACE, service=SERVICE_NAME)
     for name, value in values:
-        powertools.add_metric(name=name, unit=observability.METRICS[name], value=value)
+        powertools.add_metric(name=name, unit=metrics.METRICS[name], value=value)
     powertools.add_dimension(name="route", value="POST /r")
     powertools.add_dimension(name="status_class", value="2xx")
     for key in ("trace_id", "correlation_id", "collection"):
@@ -292,8 +292,8 @@ def test_an_emf_document_is_the_one_powertools_writes(
 def test_text_logs_by_default_and_no_metrics(
     service: Service, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    observability.configure(Settings())
-    with TestClient(create_app(service)) as client:
+    setup.configure(Settings())
+    with TestClient(app_of(service)) as client:
         response = client.get(f"{API}/heartbeat")
     out = capsys.readouterr()
     assert out.out == ""  # no EMF: metrics are JSON, written only with JSON logs
@@ -313,7 +313,7 @@ def lambda_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     monkeypatch.setenv("CHROMA_SERVERLESS_AUTH", "true")
     monkeypatch.setenv("CHROMA_SERVERLESS_ADMIN_TOKEN", TOKEN)
     yield
-    observability.configure(Settings())
+    setup.configure(Settings())
 
 
 @pytest.mark.parametrize("kind", KINDS)

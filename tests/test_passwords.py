@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import time
 
-from chroma_serverless.passwords import SCRYPT_N, PasswordChecker, hash_password, verify_password
+from chroma_serverless.auth.passwords import (
+    SCRYPT_N,
+    PasswordChecker,
+    hash_password,
+    verify_password,
+)
 
 
 def test_a_hash_is_salted_scrypt_carrying_its_parameters() -> None:

@@ -21,7 +21,7 @@ from chroma_serverless.types import (
 )
 
 if TYPE_CHECKING:
-    from chroma_serverless.records import LanceRecordStore
+    from chroma_serverless.records.store import LanceRecordStore
     from chroma_serverless.types import Space
 
 ALL = ("embeddings", "documents", "uris", "metadatas")

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from chroma_serverless.embedding import MODEL_FILES
+from chroma_serverless.embedding.model import MODEL_FILES
 from tests.conftest import Server
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def test_missing_model_is_a_clear_400(tmp_path_factory: pytest.TempPathFactory) 
             )
         assert response.status_code == 400
         assert response.json()["error"] == "InvalidArgumentError"
-        assert "model_build" in response.json()["message"]
+        assert "chroma_serverless.embedding.build" in response.json()["message"]
     finally:
         server.stop()
     assert server.errors_logged() == []

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
 
-from chroma_serverless.app import create_app
-from chroma_serverless.service import Service
 from chroma_serverless.settings import DEFAULT_MAX_BODY_BYTES, LAMBDA_MAX_BODY_BYTES, Settings
+from tests.conftest import app_of
+
+if TYPE_CHECKING:
+    from chroma_serverless.service.service import Service
 
 
 def test_embedded_defaults() -> None:
@@ -63,7 +66,7 @@ def test_batch_size_keeps_a_base64_batch_under_the_body_limit(
 
 def test_bodies_over_the_limit_are_413_chroma_errors(service: Service, tmp_path: Path) -> None:
     settings = Settings(mode="aws", path=tmp_path, max_body_bytes=10_000, embedding_dimension=8)
-    app = create_app(Service(service.catalog, service.records, settings))
+    app = app_of(service, settings)
     db = "/api/v2/tenants/default_tenant/databases/default_database"
     with TestClient(app) as api:
         assert api.get("/api/v2/pre-flight-checks").json()["max_batch_size"] == 4

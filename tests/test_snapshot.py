@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from chroma_serverless.graph import Graph
-from chroma_serverless.records import LanceRecordStore
-from chroma_serverless.snapshot import Effort, Snapshot, SnapshotCache
+from chroma_serverless.records.memory.cache import SnapshotCache
+from chroma_serverless.records.memory.hnsw import Graph
+from chroma_serverless.records.memory.snapshot import Effort, Snapshot
+from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
     DeleteRequest,
     Filter,
@@ -41,7 +42,7 @@ def loaded(store: LanceRecordStore, target: Collection, timeout: float = 10.0) -
     deadline = time.monotonic() + timeout
     while True:
         store.query(target, QueryRequest(np.zeros((1, DIMENSION), np.float32), n_results=1))
-        table = store._open(target.id)
+        table = store._tables.open(target.id)
         assert table is not None
         snapshot = store._memory.at(target.id, table.version)
         if snapshot is not None:
@@ -133,7 +134,7 @@ def test_writes_carry_the_snapshot_forward_instead_of_rereading(tmp_path: Path) 
         lambda: store.delete(target, DeleteRequest(Filter(ids=["b"]))),
     ):
         write()
-        table = store._open(target.id)
+        table = store._tables.open(target.id)
         assert table is not None
         snapshot = store._memory.at(target.id, table.version)
         assert snapshot is not None, "the snapshot followed the write"
@@ -251,7 +252,7 @@ def test_a_partitioned_snapshot_follows_writes(tmp_path: Path) -> None:
     store.add(target, RecordBatch(ids=["new"], embeddings=far))
     store.upsert(target, RecordBatch(ids=["r5"], embeddings=far * 0.99))
     store.delete(target, DeleteRequest(Filter(ids=["r7"])))
-    table = store._open(target.id)
+    table = store._tables.open(target.id)
     assert table is not None
     advanced = store._memory.at(target.id, table.version)
     assert advanced is not None and advanced.index is snapshot.index, "no re-read"

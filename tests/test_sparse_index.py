@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from chroma_serverless import collection_schema
-from chroma_serverless.records import LanceRecordStore
-from chroma_serverless.records.sparse import IndexFiles
+from chroma_serverless.domain.schema import indexes as collection_schema
+from chroma_serverless.records.sparse.files import IndexFiles
+from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
     Collection,
     DeleteRequest,

@@ -15,9 +15,9 @@ import pytest
 from fastapi.routing import APIRoute
 from infra.local_api import load_template
 
-from chroma_serverless.app import control_routers, data_routers
-from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
-from chroma_serverless.service import Service
+from chroma_serverless.catalog.dynamodb.keys import ATTRIBUTES, KEY_SCHEMA
+from chroma_serverless.http.routes import control_routers, data_routers
+from chroma_serverless.service.service import Service
 from chroma_serverless.settings import Settings
 from tests.conftest import new_catalog_table
 from tests.lambda_events import FakeLambdaContext, load_event, load_function
@@ -53,9 +53,9 @@ def template_events() -> list[tuple[str, str, str, str]]:
 def app_routes() -> dict[tuple[str, str], str]:
     """(method, path shape) -> plane, for every route of the full app."""
     routes: dict[tuple[str, str], str] = {}
-    service = Service(None, None, Settings())  # type: ignore[arg-type]
+    service = Service(None, None)  # type: ignore[arg-type]
     for plane, routers in (("control", control_routers), ("data", data_routers)):
-        for router in routers(service):
+        for router in routers(service, Settings(), APIRoute):
             for route in router.routes:
                 if isinstance(route, APIRoute) and route.include_in_schema:
                     for method in route.methods:
@@ -238,13 +238,13 @@ def emitted(tmp_path_factory: pytest.TempPathFactory, built_model: Path) -> set[
     query, and a maintenance run that succeeds and one that fails."""
     from mangum import Mangum
 
-    from chroma_serverless import observability
-    from chroma_serverless.app import build_app
-    from chroma_serverless.maintenance import maintain
+    from chroma_serverless.http.app import build_app
+    from chroma_serverless.observe import setup
+    from chroma_serverless.service.maintenance import maintain
     from tests.test_observability import Output, dimensions, metric_names
 
     settings = Settings(path=tmp_path_factory.mktemp("emitted"), log_format="json")
-    observability.configure(settings)
+    setup.configure(settings)
     stdout = io.StringIO()
     try:
         with contextlib.redirect_stdout(stdout), pytest.MonkeyPatch.context() as patch:
@@ -271,7 +271,7 @@ def emitted(tmp_path_factory: pytest.TempPathFactory, built_model: Path) -> set[
             with pytest.raises(RuntimeError):
                 maintain(service, collection)
     finally:
-        observability.configure(Settings())
+        setup.configure(Settings())
     return {
         (name, frozenset(dimension_set.items()))
         for document in Output.parse(stdout.getvalue()).documents
@@ -281,14 +281,14 @@ def emitted(tmp_path_factory: pytest.TempPathFactory, built_model: Path) -> set[
 
 
 def test_every_metric_the_code_names_is_really_emitted(emitted: set[tuple[str, Any]]) -> None:
-    from chroma_serverless.observability import METRICS
+    from chroma_serverless.observe.metrics import METRICS
 
     assert {name for name, _ in emitted} == set(METRICS)
 
 
 def test_each_alarm_watches_a_metric_the_code_emits(emitted: set[tuple[str, Any]]) -> None:
     """An alarm on a metric (or dimensions) the code never writes would never fire."""
-    from chroma_serverless.observability import NAMESPACE
+    from chroma_serverless.observe.metrics import NAMESPACE
 
     for name, alarm in alarms().items():
         dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
@@ -332,7 +332,7 @@ def test_every_alarm_notifies_the_optional_topic() -> None:
 
 
 def test_the_dashboard_shows_every_metric_and_alarm(emitted: set[tuple[str, Any]]) -> None:
-    from chroma_serverless.observability import METRICS, NAMESPACE
+    from chroma_serverless.observe.metrics import METRICS, NAMESPACE
 
     body = load_template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
     widgets = json.loads(re.sub(r"\$\{([^}]+)\}", r"\1", body))["widgets"]

@@ -16,7 +16,7 @@ import lancedb
 import numpy as np
 import pytest
 
-from chroma_serverless.records import LanceRecordStore
+from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.records.versions import Versions
 from chroma_serverless.types import (
     Collection,

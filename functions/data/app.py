@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from mangum import Mangum
 
-from chroma_serverless import observability
-from chroma_serverless.app import build_app
+from chroma_serverless.http.app import build_app
+from chroma_serverless.observe import setup
 from chroma_serverless.settings import Settings
 
 settings = Settings.from_env()
-observability.configure(settings)
+setup.configure(settings)
 app = build_app(settings, planes=("data",))
 handler = Mangum(app, lifespan="off")

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from chroma_serverless import observability
-from chroma_serverless.app import build_service
-from chroma_serverless.maintenance import maintain, maintain_all
+from chroma_serverless.observe import setup
+from chroma_serverless.service.maintenance import maintain, maintain_all
 from chroma_serverless.settings import Settings
+from chroma_serverless.wiring import build_service
 
 settings = Settings.from_env()
-observability.configure(settings)
+setup.configure(settings)
 service = build_service(settings.replace(maintenance="off"))
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    with observability.invocation(context):
+    with setup.invocation(context):
         records = event.get("Records")
         if records is None:  # the schedule
             return {"maintained": len(maintain_all(service))}

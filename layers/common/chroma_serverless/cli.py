@@ -6,9 +6,11 @@ import argparse
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from chroma_serverless import __version__
 from chroma_serverless.settings import LAMBDA_MAX_BODY_BYTES, Settings
 from chroma_serverless.transfer import commands as transfer
 from chroma_serverless.types import ROLES
@@ -21,7 +23,11 @@ AWS_LOCAL_BUCKET = "chroma-records"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chroma-serverless")
+    parser = argparse.ArgumentParser(
+        prog="chroma-serverless",
+        description="A serverless, Chroma-compatible vector database: Chroma's v2 API on LanceDB.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve the Chroma v2 API")
     run.add_argument("--path", type=Path, help="data directory (default ./data)")
@@ -121,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
 def run_maintenance(settings: Settings, collection_id: str | None) -> int:
     import json
 
-    from chroma_serverless import observability
-    from chroma_serverless.app import build_service
-    from chroma_serverless.maintenance import maintain, maintain_all
+    from chroma_serverless.observe import setup
+    from chroma_serverless.service.maintenance import maintain, maintain_all
+    from chroma_serverless.wiring import build_service
 
-    observability.configure(settings)
+    setup.configure(settings)
     service = build_service(settings.replace(maintenance="off"))
     reports = [maintain(service, collection_id)] if collection_id else maintain_all(service)
     for report in reports:
@@ -134,24 +140,24 @@ def run_maintenance(settings: Settings, collection_id: str | None) -> int:
 
 
 def manage_tokens(settings: Settings, args: argparse.Namespace) -> int:
-    from chroma_serverless import auth
-    from chroma_serverless.app import build_catalog
+    from chroma_serverless.auth import access as auth
     from chroma_serverless.errors import ChromaError
+    from chroma_serverless.wiring import build_credentials
 
-    catalog = build_catalog(settings)
+    credentials = build_credentials(settings)
     try:
         if args.action == "create":
             databases = [d.strip() for d in args.databases.split(",") if d.strip()]
             principal = auth.new_principal(args.user, args.tenant, databases, args.role)
-            secret, token = auth.issue(catalog, principal)
+            secret, token = auth.issue(credentials, principal)
             print(f"token id {token.id} for {_describe(token.principal)}")
             print("secret (shown once, store it now):")
             print(secret)
         elif args.action == "list":
-            for token in catalog.list_tokens():
+            for token in credentials.list_tokens():
                 print(f"{token.id}  {_describe(token.principal)}  created {token.created_at}")
         else:
-            token = catalog.revoke_token(args.id)
+            token = credentials.revoke_token(args.id)
             print(f"revoked {token.id} ({_describe(token.principal)})")
     except ChromaError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -160,25 +166,25 @@ def manage_tokens(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def manage_users(settings: Settings, args: argparse.Namespace) -> int:
-    from chroma_serverless import auth
-    from chroma_serverless.app import build_catalog
+    from chroma_serverless.auth import access as auth
     from chroma_serverless.errors import ChromaError
+    from chroma_serverless.wiring import build_credentials
 
-    catalog = build_catalog(settings)
+    credentials = build_credentials(settings)
     try:
         if args.action == "create":
             databases = [d.strip() for d in args.databases.split(",") if d.strip()]
             principal = auth.new_principal(args.user, args.tenant, databases, args.role)
-            password, _ = auth.add_basic_user(catalog, principal, _chosen_password(args))
+            password, _ = auth.add_basic_user(credentials, principal, _chosen_password(args))
             print(f"created {_describe(principal)}")
             if not (args.password_stdin or args.prompt):
                 print("password (shown once, store it now):")
                 print(password)
         elif args.action == "list":
-            for user in catalog.list_basic_credentials():
+            for user in credentials.list_basic_credentials():
                 print(f"{user.username}  {_describe(user.principal)}  created {user.created_at}")
         else:
-            user = catalog.revoke_basic_credential(args.username)
+            user = credentials.revoke_basic_credential(args.username)
             print(f"revoked {_describe(user.principal)}")
     except ChromaError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -213,8 +219,9 @@ def start_aws_local(settings: Settings) -> Settings:
     except ImportError:  # pragma: no cover - depends on the installation
         sys.exit("--aws-local needs moto[server]: pip install -e '.[dev]'")
 
-    from chroma_serverless.catalog.dynamodb import ATTRIBUTES, KEY_SCHEMA
+    from chroma_serverless.catalog.dynamodb.keys import ATTRIBUTES, KEY_SCHEMA
 
+    serialize_dynamodb()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
@@ -241,13 +248,35 @@ def start_aws_local(settings: Settings) -> Settings:
     )
 
 
+def serialize_dynamodb() -> None:
+    """Make moto's DynamoDB (in this process) answer one request at a time, as DynamoDB
+    applies each write and each transaction atomically. Moto backs a table up before a
+    transaction and, when one of its conditions fails, restores the whole table from that copy,
+    wiping what other requests wrote meanwhile: two concurrent creates of one collection name
+    could then both succeed."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.call_action
+    if getattr(original, "serialized", False):
+        return
+    lock = threading.Lock()
+
+    def call_action(self: DynamoHandler) -> Any:
+        with lock:
+            return original(self)
+
+    call_action.serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
-    from chroma_serverless import observability
-    from chroma_serverless.app import build_app
+    from chroma_serverless import wiring
+    from chroma_serverless.http.app import build_app
+    from chroma_serverless.observe import setup
 
-    observability.configure(settings)
+    setup.configure(settings)
     app = build_app(settings)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -255,16 +284,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
     sock.bind((host, port))
     sock.listen(2048)  # connections queue from here on, so the start-up line is a promise
     bound = sock.getsockname()[1]
-    if settings.mode == "aws":
-        storage = (
-            f"DynamoDB {settings.catalog_table} and {settings.records_root} "
-            f"on moto at {settings.aws_endpoint}"
-        )
-    else:
-        storage = str(settings.path.resolve())
     print(
         f"chroma-serverless listening on http://{host}:{bound} "
-        f"(data: {storage}, auth: {'on' if settings.auth else 'off'}, "
+        f"(data: {wiring.storage(settings)}, auth: {'on' if settings.auth else 'off'}, "
         f"reset: {'on' if settings.allow_reset else 'off'})",
         flush=True,
     )

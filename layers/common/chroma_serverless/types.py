@@ -39,6 +39,15 @@ SPACES: tuple[Space, ...] = ("l2", "cosine", "ip")
 Vectors = npt.NDArray[np.float32]
 
 
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+
+# The control plane (system, tenants, databases, collections) needs only the catalog and runs in
+# a small zip function; every route that touches records (including deletes that drop them) is
+# data plane and runs in the container image with LanceDB.
+Plane = Literal["control", "data"]
+PLANES: tuple[Plane, ...] = ("control", "data")
+
 Role = Literal["admin", "writer", "reader"]
 ROLES: tuple[Role, ...] = ("admin", "writer", "reader")
 ANY = "*"  # a principal's tenant or database wildcard
@@ -67,7 +76,8 @@ class Token:
 @dataclass(frozen=True)
 class BasicCredential:
     """A stored HTTP Basic user: the username is unique and is the principal's user id; only a
-    salted scrypt hash of the password is kept (``passwords.py`` encodes it with its parameters)."""
+    salted scrypt hash of the password is kept (``auth/passwords.py`` encodes it with its
+    parameters)."""
 
     username: str
     password_hash: str
@@ -93,7 +103,7 @@ class IndexPolicy:
     refine_factor: int = 5  # candidates re-ranked with full vectors: k * refine_factor
     exact_filter_rows: int = 2_000  # filters matching at most this many rows search exactly
     # Replaced versions are kept this long: for readers still on them, and as the window of
-    # point-in-time restore (restore.py). Their files cost storage meanwhile (README).
+    # point-in-time restore (service/restore.py). Their files cost storage meanwhile (README).
     retention_seconds: int = 7 * 24 * 3600
     fragment_target: int = 8  # compact when a table has more fragments than this
     memory_rows: int = 10_000  # tables up to this many rows are read into memory on first use
@@ -122,7 +132,7 @@ class Collection:
     metadata: Metadata | None
     configuration: dict[str, Any]
     dimension: int | None = None
-    # Chroma's index layout (collection_schema.py); kept in agreement with ``configuration``.
+    # Chroma's index layout (domain/schema/indexes.py); kept in agreement with ``configuration``.
     schema: dict[str, Any] | None = None
 
     @property
@@ -206,3 +216,13 @@ class RestorePoint:
     version: int
     timestamp: datetime  # when the version was committed, in UTC
     records: int
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did: the restored collection (the same one, or a new one), the version
+    whose records it now holds, and, in place, the latest version before (to undo it with)."""
+
+    collection: Collection
+    source: RestorePoint
+    previous: int | None

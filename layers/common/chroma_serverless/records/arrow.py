@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from chroma_serverless import layout
-from chroma_serverless.columnar import KIND_TYPES as KIND_TYPES  # the store's column types
-from chroma_serverless.columnar import sparse_struct, sparse_vector
+from chroma_serverless.domain.columns import KIND_TYPES as KIND_TYPES  # the store's column types
+from chroma_serverless.domain.columns import SPARSE, sparse_struct, sparse_vector, value_kind
+from chroma_serverless.records import layout
 from chroma_serverless.types import Filter, GetResult, SparseVector
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def value_of_kind(metadata: Metadata | None, key: str, kind: str) -> Any:
     if not metadata or key not in metadata:
         return None
     value = metadata[key]
-    if layout.value_kind(value) != kind:
+    if value_kind(value) != kind:
         return None
     if isinstance(value, SparseVector):
         return sparse_struct(value)
@@ -131,7 +131,7 @@ def records(data: pa.Table) -> list[dict[str, Any]]:
             values: Any = flat.reshape(len(column), column.type.list_size)
         else:
             values = data.column(name).to_pylist()
-            if parsed is not None and parsed[1] == layout.SPARSE:
+            if parsed is not None and parsed[1] == SPARSE:
                 values = [None if v is None else sparse_vector(v) for v in values]
         for record, value in zip(records, values, strict=True):
             if parsed is None:

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from chroma_serverless import layout
-from chroma_serverless.columnar import ColumnBatch
-from chroma_serverless.records import arrow
+from chroma_serverless.domain.columns import ColumnBatch
+from chroma_serverless.records import arrow, layout
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

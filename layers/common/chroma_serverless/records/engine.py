@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from chroma_serverless import layout
 from chroma_serverless.errors import InvalidArgumentError
+from chroma_serverless.records import layout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from lancedb.index import Bitmap, BTree, IvfPq, LabelList
 
-from chroma_serverless import layout
+from chroma_serverless.records import layout
 from chroma_serverless.records.engine import LANCE_DISTANCE, engine_errors
 
 if TYPE_CHECKING:

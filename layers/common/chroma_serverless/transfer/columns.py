@@ -1,5 +1,5 @@
 """Which columns of a file hold a record's id, embedding, document, uri and metadata, and their
-conversion to a checked :class:`~chroma_serverless.columnar.ColumnBatch`.
+conversion to a checked :class:`~chroma_serverless.columns.ColumnBatch`.
 
 Metadata comes from one column holding a record's whole metadata (a struct with a child per key,
 a map, or JSON text) or from plain columns, one key each. Typed columns keep their types: any
@@ -18,13 +18,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chroma_serverless import columnar, layout
+from chroma_serverless.domain import columns
 from chroma_serverless.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from chroma_serverless.columnar import ColumnBatch, MetadataColumns
+    from chroma_serverless.domain.columns import ColumnBatch, MetadataColumns
 
 ID, EMBEDDING, DOCUMENT, URI, METADATA = "id", "embedding", "document", "uri", "metadata"
 # Field metadata of a metadata struct child whose values are JSON text: the export writes a key
@@ -111,7 +111,7 @@ class Columns:
         for key in self.keys or ():
             _add_key(metadata, key, column(key))
         embeddings = column(self.embedding)
-        return columnar.checked(
+        return columns.checked(
             _strings(column(self.id), "id"),
             None if embeddings is None else _vectors(embeddings),
             _strings(column(self.document), "document"),
@@ -143,12 +143,12 @@ class Columns:
         if ids is None:
             raise InvalidArgumentError(f"Expected every record to have an {self.id!r}")
         embeddings = values(self.embedding)
-        return columnar.checked(
+        return columns.checked(
             _strings(pa.array([None if i is None else str(i) for i in ids], pa.string()), "id"),
-            None if embeddings is None else columnar.vectors_of(embeddings),
+            None if embeddings is None else columns.vectors_of(embeddings),
             _text_array(values(self.document), "document"),
             _text_array(values(self.uri), "uri"),
-            columnar.metadata_columns([_present(d) for d in dicts]),
+            columns.metadata_columns([_present(d) for d in dicts]),
         )
 
     @staticmethod
@@ -196,7 +196,7 @@ def _vectors(values: pa.Array) -> pa.Array | None:
         return None
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         texts = values.to_pylist()
-        return columnar.vectors_of([None if t is None else orjson.loads(t) for t in texts])
+        return columns.vectors_of([None if t is None else orjson.loads(t) for t in texts])
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or _fixed_list(kind)):
         raise InvalidArgumentError(f"Expected the embedding column to hold lists, got {kind}")
     if not (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)):
@@ -216,7 +216,7 @@ def _vectors(values: pa.Array) -> pa.Array | None:
     matrix = np.zeros((len(values), dimension), dtype=np.float32)
     flat = values.flatten().cast(pa.float32()).to_numpy(zero_copy_only=False)
     matrix[~missing] = flat.reshape(-1, dimension)
-    return columnar.fixed_size_vectors(matrix, missing)
+    return columns.fixed_size_vectors(matrix, missing)
 
 
 def _fixed_list(kind: pa.DataType) -> bool:
@@ -239,7 +239,7 @@ def _kind(kind: pa.DataType) -> str | None:
         item = _kind(kind.value_type)
         return None if item is None or item.endswith("a") else item + "a"
     if pa.types.is_struct(kind) and {"indices", "values"} <= {f.name for f in kind}:
-        return layout.SPARSE
+        return columns.SPARSE
     if pa.types.is_null(kind):
         return None
     raise ValueError(kind)
@@ -260,8 +260,8 @@ def _add_key(metadata: MetadataColumns, key: str, values: pa.Array | None) -> No
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     try:
-        values = _sparse(values) if kind == layout.SPARSE else values
-        values = values.cast(columnar.KIND_TYPES[kind])
+        values = _sparse(values) if kind == columns.SPARSE else values
+        values = values.cast(columns.KIND_TYPES[kind])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InvalidArgumentError(f"Metadata column {key!r}: {exc}") from exc
     if kind == "f":
@@ -292,7 +292,7 @@ def _whole_metadata(metadata: MetadataColumns, values: pa.Array) -> None:
             if (field.metadata or {}).get(ENCODING) == JSON:
                 texts = child.to_pylist()
                 dicts = [None if t is None else {field.name: orjson.loads(t)} for t in texts]
-                metadata.update(columnar.metadata_columns(dicts))
+                metadata.update(columns.metadata_columns(dicts))
             else:
                 _add_key(metadata, field.name, child)
         return
@@ -307,7 +307,7 @@ def _whole_metadata(metadata: MetadataColumns, values: pa.Array) -> None:
         raise InvalidArgumentError(
             f"Expected the metadata column to be a struct, a map or JSON text, got {kind}"
         )
-    metadata.update(columnar.metadata_columns(dicts))
+    metadata.update(columns.metadata_columns(dicts))
 
 
 # ---------------------------------------------------------------- JSON values

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chroma_serverless.catalog import DEFAULT_DATABASE, DEFAULT_TENANT
+from chroma_serverless.types import DEFAULT_DATABASE, DEFAULT_TENANT
 
 if TYPE_CHECKING:
     import argparse
@@ -116,11 +116,11 @@ def _endpoint(settings: Settings, args: argparse.Namespace) -> Endpoint:
         from chroma_serverless.transfer.http import HttpEndpoint
 
         return HttpEndpoint(args.url, args.token, args.tenant, args.database)
-    from chroma_serverless.app import build_service
+    from chroma_serverless import wiring
     from chroma_serverless.transfer.endpoints import StorageEndpoint
 
-    service = build_service(settings.replace(maintenance="off"))
-    return StorageEndpoint(service, args.tenant, args.database)
+    service = wiring.build_service(settings.replace(maintenance="off"))
+    return StorageEndpoint(service, wiring.identity(settings), args.tenant, args.database)
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> None:
@@ -182,16 +182,16 @@ def _export(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _restore(settings: Settings, args: argparse.Namespace) -> None:
-    from chroma_serverless import restore
+    from chroma_serverless.wire import responses
 
     endpoint = _endpoint(settings, args)
     collection = endpoint.collection(args.collection)
     if args.list:
         for point in endpoint.restore_points(collection):
-            print(json.dumps(restore.point_json(point)))
+            print(json.dumps(responses.restore_point(point)))
         return
     restored = endpoint.restore(collection, args.to, args.new_name)
-    done = restore.point_json(restored.source)
+    done = responses.restore_point(restored.source)
     where = restored.collection.name
     summary = {"collection": where, "id": restored.collection.id, "restored": done}
     print(json.dumps({**summary, "previous": restored.previous}))

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chroma_serverless import restore
+from chroma_serverless.ports import SCAN_ROWS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from chroma_serverless.columnar import ColumnBatch
-    from chroma_serverless.restore import Restored
-    from chroma_serverless.service import Service
-    from chroma_serverless.types import Collection, RestorePoint
-
-SCAN_ROWS = 10_000
+    from chroma_serverless.domain.columns import ColumnBatch
+    from chroma_serverless.service.service import Service
+    from chroma_serverless.types import Collection, Restored, RestorePoint
 
 
 class Endpoint(Protocol):
@@ -58,24 +55,20 @@ class Endpoint(Protocol):
     def restore_points(self, collection: Collection) -> list[RestorePoint]: ...
 
     def restore(self, collection: Collection, to: str, new_name: str | None) -> Restored:
-        """Restore to the version ``to`` names (see :func:`restore.point_at`)."""
+        """Restore to the version ``to`` names (see ``service.restore.point_at``)."""
 
 
 class StorageEndpoint:
     """Records written and read through a :class:`Service` on the storage itself."""
 
-    def __init__(self, service: Service, tenant: str, database: str) -> None:
+    def __init__(self, service: Service, deployment: str, tenant: str, database: str) -> None:
         self.service, self.tenant, self.database = service, tenant, database
+        self._deployment = deployment  # ``wiring.identity``
         self.service.get_database(tenant, database)  # NotFoundError before any work
 
     @property
     def identity(self) -> str:
-        settings = self.service.settings
-        if settings.mode == "aws":
-            where = f"aws:{settings.catalog_table}:{settings.records_root}"
-        else:
-            where = f"embedded:{settings.path.resolve()}"
-        return f"{where}/{self.tenant}/{self.database}"
+        return f"{self._deployment}/{self.tenant}/{self.database}"
 
     @property
     def batch_limit(self) -> int | None:
@@ -107,15 +100,13 @@ class StorageEndpoint:
     def scan(
         self, collection: Collection, version: int | None = None, rows: int = SCAN_ROWS
     ) -> Iterator[ColumnBatch]:
-        return self.service.records.scan(collection, version, rows)
+        return self.service.scan(collection, version, rows)
 
     def imported(self, collection: Collection) -> dict[str, Any]:
-        from chroma_serverless.maintenance import maintain
-
-        return maintain(self.service, collection.id)
+        return self.service.maintain(collection)
 
     def restore_points(self, collection: Collection) -> list[RestorePoint]:
-        return self.service.records.restore_points(collection)
+        return self.service.restore_points(collection)
 
     def restore(self, collection: Collection, to: str, new_name: str | None) -> Restored:
-        return restore.restore(self.service, collection, to, new_name)
+        return self.service.restore(collection, to, new_name)

@@ -17,8 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chroma_serverless import wire
-from chroma_serverless.restore import point_at
+from chroma_serverless.service.restore import point_at
 from chroma_serverless.transfer import manifest
 from chroma_serverless.transfer.columns import (
     DOCUMENT,
@@ -30,11 +29,12 @@ from chroma_serverless.transfer.columns import (
     URI,
 )
 from chroma_serverless.transfer.progress import progress
+from chroma_serverless.wire.responses import json_default
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from chroma_serverless.columnar import ColumnBatch
+    from chroma_serverless.domain.columns import ColumnBatch
     from chroma_serverless.transfer.endpoints import Endpoint
     from chroma_serverless.transfer.files import Format, Location
     from chroma_serverless.transfer.progress import Progress
@@ -153,7 +153,7 @@ def _json(value: object, newline: bool = False) -> bytes:
     option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
     if newline:
         option |= orjson.OPT_APPEND_NEWLINE
-    return orjson.dumps(value, default=wire.json_default, option=option)
+    return orjson.dumps(value, default=json_default, option=option)
 
 
 def _or_nulls(values: pa.Array | None, length: int) -> pa.Array:

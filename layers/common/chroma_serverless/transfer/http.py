@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from chroma_serverless import collections, columnar, restore, wire
+from chroma_serverless.domain import columns
 from chroma_serverless.errors import (
     BatchSizeExceededError,
     ChromaError,
@@ -23,13 +23,13 @@ from chroma_serverless.errors import (
     NotFoundError,
     UniqueConstraintError,
 )
+from chroma_serverless.wire import responses
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from chroma_serverless.columnar import ColumnBatch
-    from chroma_serverless.restore import Restored
-    from chroma_serverless.types import Collection, RestorePoint
+    from chroma_serverless.domain.columns import ColumnBatch
+    from chroma_serverless.types import Collection, Restored, RestorePoint
 
 RETRIES = 6
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -70,7 +70,7 @@ class HttpEndpoint:
         return self._limit
 
     def collection(self, name: str) -> Collection:
-        return collections.from_json(self._call("GET", f"{self._base}/collections/{name}"))
+        return responses.collection_from(self._call("GET", f"{self._base}/collections/{name}"))
 
     def create_collection(self, name: str, like: Collection | None) -> Collection:
         body = {
@@ -80,14 +80,14 @@ class HttpEndpoint:
             "schema": None if like is None else like.schema,
             "get_or_create": True,
         }
-        return collections.from_json(self._call("POST", f"{self._base}/collections", body))
+        return responses.collection_from(self._call("POST", f"{self._base}/collections", body))
 
     def collections(self) -> list[Collection]:
         found: list[Collection] = []
         while page := self._call(
             "GET", f"{self._base}/collections?limit={PAGE}&offset={len(found)}"
         ):
-            found.extend(collections.from_json(c) for c in page)
+            found.extend(responses.collection_from(c) for c in page)
         return found
 
     def upsert(self, collection: Collection, batch: ColumnBatch) -> Collection:
@@ -127,17 +127,17 @@ class HttpEndpoint:
         rows = max(1, min(rows, PAGE_BYTES // per_record))
         kinds: dict[tuple[str, str], pa.DataType] = {}
         for page in self._pages(collection, rows, ["metadatas"]):
-            for column in columnar.metadata_columns(page["metadatas"]):
-                kinds.setdefault(column, columnar.KIND_TYPES[column[1]])
+            for column in columns.metadata_columns(page["metadatas"]):
+                kinds.setdefault(column, columns.KIND_TYPES[column[1]])
         for page in self._pages(collection, rows, INCLUDE):
-            found = columnar.metadata_columns(page["metadatas"])
+            found = columns.metadata_columns(page["metadatas"])
             metadata = {  # every page with the same columns, in the same order
                 column: found.get(column, pa.nulls(len(page["ids"]), kinds[column]))
                 for column in kinds
             }
-            yield columnar.ColumnBatch(
+            yield columns.ColumnBatch(
                 pa.array(page["ids"], pa.string()),
-                columnar.vectors_of(page["embeddings"]),
+                columns.vectors_of(page["embeddings"]),
                 pa.array(page["documents"], pa.string()),
                 pa.array(page["uris"], pa.string()),
                 metadata,
@@ -158,11 +158,13 @@ class HttpEndpoint:
 
     def restore_points(self, collection: Collection) -> list[RestorePoint]:
         found = self._call("GET", self._records(collection, "versions"))
-        return [restore.point_from_json(point) for point in found]
+        return [responses.restore_point_from(point) for point in found]
 
     def restore(self, collection: Collection, to: str, new_name: str | None) -> Restored:
         body = {"to": to, "new_name": new_name}
-        return restore.from_json(self._call("POST", self._records(collection, "restore"), body))
+        return responses.restored_from(
+            self._call("POST", self._records(collection, "restore"), body)
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -173,7 +175,9 @@ class HttpEndpoint:
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
         content = (
-            None if body is None else orjson.dumps(body, default=wire.json_default, option=option)
+            None
+            if body is None
+            else orjson.dumps(body, default=responses.json_default, option=option)
         )
         for attempt in range(RETRIES):
             try:

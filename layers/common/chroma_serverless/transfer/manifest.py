@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from chroma_serverless import collections
 from chroma_serverless.errors import InvalidArgumentError
+from chroma_serverless.wire import responses
 
 if TYPE_CHECKING:
     from chroma_serverless.transfer.files import Location
@@ -52,7 +52,7 @@ def write(directory: Location, manifest: Manifest) -> None:
         "exported_at": manifest.exported_at,
         "collections": [
             {
-                **collections.to_json(e.collection),
+                **responses.collection(e.collection),
                 "file": e.file,
                 "records": e.records,
                 "exported_version": e.version,
@@ -70,7 +70,7 @@ def read(directory: Location) -> Manifest:
             f"{directory.uri}/{NAME} is not a {FORMAT} manifest of version {VERSION}"
         )
     entries = [
-        Entry(collections.from_json(c), c["file"], c["records"], c.get("exported_version"))
+        Entry(responses.collection_from(c), c["file"], c["records"], c.get("exported_version"))
         for c in document["collections"]
     ]
     return Manifest(document["tenant"], document["database"], document["exported_at"], entries)

@@ -22,7 +22,7 @@ from chroma_serverless.transfer.files import COMPRESSED
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from chroma_serverless.columnar import ColumnBatch
+    from chroma_serverless.domain.columns import ColumnBatch
     from chroma_serverless.transfer.columns import ColumnMap
     from chroma_serverless.transfer.files import SourceFile
 

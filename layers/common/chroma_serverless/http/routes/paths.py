@@ -1,0 +1,5 @@
+"""The v2 API's path prefixes."""
+
+API = "/api/v2"
+DATABASE = API + "/tenants/{tenant}/databases/{database}"
+COLLECTION = DATABASE + "/collections/{collection_id}"
