@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from chroma_serverless.records.plan import nprobes
+from chroma_serverless.records.plan import probes
 from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
     Collection,
@@ -165,8 +165,11 @@ def test_compaction_keeps_every_row_and_id(store: LanceRecordStore) -> None:
 
 def test_ef_search_scales_the_partitions_probed() -> None:
     wide = Collection("x", "c", "t", "d", None, {"hnsw": {"space": "l2", "ef_search": 400}})
-    assert nprobes(POLICY, collection(), None) == POLICY.nprobes
-    assert nprobes(POLICY, wide, None) == 4 * POLICY.nprobes
+    percent = POLICY.probe_percent
+    assert probes(POLICY.nprobes, 0, percent, collection().ef_search) == POLICY.nprobes
+    assert probes(POLICY.nprobes, 0, percent, wide.ef_search) == 4 * POLICY.nprobes
+    # a wide index: its share of partitions decides, scaled alike
+    assert probes(POLICY.nprobes, 400, percent, collection().ef_search) == 400 * percent // 100
 
 
 def test_indexing_status_counts_rows_waiting_for_the_index(store: LanceRecordStore) -> None:

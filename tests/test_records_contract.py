@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from chroma_serverless.errors import InvalidArgumentError
+from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
     Collection,
     DeleteRequest,
@@ -21,7 +22,6 @@ from chroma_serverless.types import (
 )
 
 if TYPE_CHECKING:
-    from chroma_serverless.records.store import LanceRecordStore
     from chroma_serverless.types import Space
 
 ALL = ("embeddings", "documents", "uris", "metadatas")
@@ -48,7 +48,7 @@ def everything(store: LanceRecordStore, c: Collection, **request: Any) -> dict[s
     result = store.get(c, GetRequest(include=ALL, **request))
     return {
         i: {
-            "embedding": result.embeddings[n].tolist() if result.embeddings else None,
+            "embedding": None if result.embeddings is None else result.embeddings[n].tolist(),
             "document": result.documents[n] if result.documents else None,
             "uri": result.uris[n] if result.uris else None,
             "metadata": result.metadatas[n] if result.metadatas else None,
@@ -354,3 +354,23 @@ def test_a_fork_of_a_collection_without_records_has_none(record_store: LanceReco
     fork_id = str(uuid.uuid4())
     assert record_store.fork(str(uuid.uuid4()), fork_id) is None
     assert fork_id not in record_store.collection_ids()
+
+
+def test_reads_in_a_pinned_block_read_the_version_they_checked_first(
+    record_store: LanceRecordStore,
+) -> None:
+    # GIVEN a collection, and another store on the same storage (another process)
+    c = collection()
+    record_store.add(c, batch(["a", "b"]))
+    tables = record_store._tables
+    other = LanceRecordStore(tables.db.uri, tables.storage_options, record_store.policy)
+    with record_store.pinned(c):
+        assert record_store.count(c) == 2
+        # WHEN the other store commits a write while the block runs
+        other.add(c, batch(["c"], seed=1))
+        # THEN the block's reads keep the version its first read checked
+        assert record_store.count(c) == 2
+        assert record_store.get(c, GetRequest()).ids == ["a", "b"]
+    # AND the next operation sees the write
+    assert record_store.count(c) == 3
+    assert record_store.get(c, GetRequest()).ids == ["a", "b", "c"]

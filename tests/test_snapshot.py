@@ -72,7 +72,7 @@ def read_all(store: LanceRecordStore, target: Collection, rng: np.random.Generat
     found = store.query(target, QueryRequest(vector, n_results=4, include=("distances",)))
     return [
         got.ids,
-        [None if e is None else np.asarray(e).tolist() for e in got.embeddings or []],
+        [] if got.embeddings is None else got.embeddings.tolist(),
         got.documents,
         got.metadatas,
         filtered.ids,

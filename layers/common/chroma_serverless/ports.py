@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from contextlib import AbstractContextManager
 
     from chroma_serverless.domain.columns import ColumnBatch
     from chroma_serverless.domain.lineage import Lineage
@@ -214,6 +215,10 @@ class RecordStore(Protocol):
 
     def collection_ids(self) -> list[str]:
         """Ids of the collections that have stored records."""
+
+    def pinned(self, collection: Collection) -> AbstractContextManager[None]:
+        """Reads of ``collection`` in the block share one version check and read that version
+        (a search's several reads see one version of the records)."""
 
     def sparse_knn(
         self,

@@ -136,6 +136,17 @@ class Collection:
     schema: dict[str, Any] | None = None
 
     @property
+    def hnsw(self) -> dict[str, Any]:
+        """Chroma's HNSW parameters (``configuration["hnsw"]``), or none."""
+        hnsw = self.configuration.get("hnsw")
+        return hnsw if isinstance(hnsw, dict) else {}
+
+    @property
+    def ef_search(self) -> int:
+        """How hard an approximate search looks: Chroma's ``hnsw.ef_search`` (default 100)."""
+        return int(self.hnsw.get("ef_search", 100))
+
+    @property
     def space(self) -> Space:
         """Distance space: configuration (hnsw, spann), then ``hnsw:space`` metadata, then l2."""
         for index in ("hnsw", "spann"):
@@ -192,8 +203,10 @@ class DeleteRequest:
 
 @dataclass
 class GetResult:
+    """Records as columns (``None``: not included); ``embeddings`` is one ``[n, d]`` array."""
+
     ids: list[str]
-    embeddings: list[Vectors] | None = None
+    embeddings: Vectors | None = None
     documents: list[str | None] | None = None
     uris: list[str | None] | None = None
     metadatas: list[Metadata | None] | None = None
@@ -201,9 +214,12 @@ class GetResult:
 
 @dataclass
 class QueryResult:
+    """One column per included field, each with one entry per query vector (``embeddings``:
+    one ``[k, d]`` array per query)."""
+
     ids: list[list[str]]
     distances: list[list[float]] | None = None
-    embeddings: list[list[Vectors]] | None = None
+    embeddings: list[Vectors] | None = None
     documents: list[list[str | None]] | None = None
     uris: list[list[str | None]] | None = None
     metadatas: list[list[Metadata | None]] | None = None

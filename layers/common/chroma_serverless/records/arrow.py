@@ -11,7 +11,7 @@ import pyarrow as pa
 from chroma_serverless.domain.columns import KIND_TYPES as KIND_TYPES  # the store's column types
 from chroma_serverless.domain.columns import SPARSE, sparse_struct, sparse_vector, value_kind
 from chroma_serverless.records import layout
-from chroma_serverless.types import Filter, GetResult, SparseVector
+from chroma_serverless.types import Filter, GetResult, QueryResult, SparseVector
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -143,14 +143,78 @@ def records(data: pa.Table) -> list[dict[str, Any]]:
     return records
 
 
-def get_result(records: list[dict[str, Any]], include: Sequence[Include]) -> GetResult:
-    result = GetResult(ids=[r["id"] for r in records])
+def result(data: pa.Table, include: Sequence[Include]) -> GetResult:
+    """The rows of ``data`` as a result's columns, read column by column: the ids, documents and
+    uris as lists, the embeddings as one ``[n, d]`` array, the metadata as one dict per row
+    (the shape the wire carries)."""
+    found = GetResult(ids=data.column(layout.ID).to_pylist())
     if "embeddings" in include:
-        result.embeddings = [r["embedding"] for r in records]
+        found.embeddings = vectors(data)
     if "documents" in include:
-        result.documents = [r.get(layout.DOCUMENT) for r in records]
+        found.documents = _strings(data, layout.DOCUMENT)
     if "uris" in include:
-        result.uris = [r.get(layout.URI) for r in records]
+        found.uris = _strings(data, layout.URI)
     if "metadatas" in include:
-        result.metadatas = [r["metadata"] for r in records]
-    return result
+        found.metadatas = metadatas(data)
+    return found
+
+
+def query_result(found: list[pa.Table], include: Sequence[Include]) -> QueryResult:
+    """One :func:`result` per query vector, with its ``_distance`` column as the distances."""
+    pages = [result(data, [i for i in include if i != "embeddings"]) for data in found]
+    answer = QueryResult(ids=[page.ids for page in pages])
+    if "distances" in include:
+        answer.distances = [data.column(layout.DISTANCE).to_pylist() for data in found]
+    if "embeddings" in include:
+        answer.embeddings = [vectors(data) for data in found]
+    if "documents" in include:
+        answer.documents = [page.documents or [] for page in pages]
+    if "uris" in include:
+        answer.uris = [page.uris or [] for page in pages]
+    if "metadatas" in include:
+        answer.metadatas = [page.metadatas or [] for page in pages]
+    return answer
+
+
+def vectors(data: pa.Table) -> Vectors:
+    """The ``embedding`` column as one ``[n, d]`` float32 array (``[0, 0]`` without rows)."""
+    if data.num_rows == 0 or layout.EMBEDDING not in data.column_names:
+        return np.empty((0, 0), dtype=np.float32)
+    column = data.column(layout.EMBEDDING).combine_chunks()
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(len(column), column.type.list_size)
+
+
+def metadatas(data: pa.Table) -> list[Metadata | None]:
+    """Each row's metadata from its typed columns (``None`` for a row with no key)."""
+    rows: list[Metadata | None] = [None] * data.num_rows
+    for name in data.column_names:
+        parsed = layout.parse_metadata_column(name)
+        column = data.column(name)
+        if parsed is None or column.null_count == len(column):
+            continue
+        key, kind = parsed
+        values = column.to_pylist()
+        if kind == SPARSE:
+            values = [None if v is None else sparse_vector(v) for v in values]
+        for row, value in enumerate(values):
+            if value is not None:
+                metadata = rows[row]
+                if metadata is None:
+                    metadata = rows[row] = {}
+                metadata[key] = value
+    return rows
+
+
+def _strings(data: pa.Table, name: str) -> list[str | None]:
+    if name not in data.column_names:
+        return [None] * data.num_rows
+    values: list[str | None] = data.column(name).to_pylist()
+    return values
+
+
+def empty() -> pa.Table:
+    """No rows (the answer of a collection that has none stored)."""
+    return pa.table(
+        {layout.ID: pa.array([], pa.string()), layout.DISTANCE: pa.array([], pa.float32())}
+    )

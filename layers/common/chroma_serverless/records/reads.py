@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chroma_serverless.errors import InvalidArgumentError
-from chroma_serverless.records import arrow, layout, plan
+from chroma_serverless.records import arrow, layout
 from chroma_serverless.records.engine import engine_errors, select
 from chroma_serverless.records.masks import row_mask
+from chroma_serverless.records.plan import EnginePlan, MemoryPlan
 from chroma_serverless.records.sql import to_sql
-from chroma_serverless.types import QueryResult
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         Include,
         IndexPolicy,
         QueryRequest,
+        QueryResult,
         SparseVector,
     )
 
@@ -59,21 +60,21 @@ class Reads:
 
     def _get(self, collection: Collection, request: GetRequest, opened: Opened | None) -> GetResult:
         if opened is None or request.limit == 0:
-            return arrow.get_result([], request.include)
+            return arrow.result(arrow.empty(), request.include)
         table, version = opened
         snapshot = self._memory.current(collection, table, version)
         mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
         if snapshot is not None and mask is not None:
             columns = arrow.columns(snapshot.data.column_names, request.include)
             rows = snapshot.rows(mask, request.offset, request.limit, columns)
-            return arrow.get_result(arrow.records(rows), request.include)
+            return arrow.result(rows, request.include)
         columns = arrow.columns(self._tables.described(table).names, request.include)
         predicate = to_sql(request.filter, self._tables.described(table).names)
         if request.offset == 0 and request.limit is None:
             data = arrow.in_order(select(table, predicate, columns))
         else:
             data = self._page(table, predicate, columns, request.offset, request.limit)
-        return arrow.get_result(arrow.records(data), request.include)
+        return arrow.result(data, request.include)
 
     def _page(
         self, table: Any, predicate: str | None, columns: list[str], offset: int, limit: int | None
@@ -105,39 +106,18 @@ class Reads:
         snapshot = None if opened is None else self._memory.current(collection, *opened)
         if request.filter.ids is not None:
             self._check_ids_exist(table, request.filter.ids)
-        result = QueryResult(ids=[])
-        include = request.include
-        for name in ("distances", "embeddings", "documents", "uris", "metadatas"):
-            if name in include:
-                setattr(result, name, [])
         mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
-        for vector in request.embeddings:
-            if snapshot is not None and mask is not None:
-                columns = arrow.columns(snapshot.data.column_names, include)
-                found = snapshot.nearest(
-                    vector,
-                    request.n_results,
-                    mask,
-                    collection.space,
-                    columns,
-                    self._memory.effort(snapshot, collection),
-                    exact_rows=self._policy.threshold,
-                )
-                records = arrow.records(found)
-            elif table is not None:
-                records = plan.nearest(
-                    table, self._tables.described(table), self._policy, collection, vector, request
-                )
-            else:
-                records = []
-            result.ids.append([r["id"] for r in records])
-            if result.distances is not None:
-                result.distances.append([r[layout.DISTANCE] for r in records])
-            page = arrow.get_result(records, include)
-            for name in ("embeddings", "documents", "uris", "metadatas"):
-                if getattr(result, name) is not None:
-                    getattr(result, name).append(getattr(page, name))
-        return result
+        chosen: MemoryPlan | EnginePlan | None = None
+        if snapshot is not None and mask is not None:
+            chosen = MemoryPlan.of(snapshot, mask, collection, request, self._policy)
+        elif table is not None:
+            described = self._tables.described(table)
+            chosen = EnginePlan.of(table, described, collection, request, self._policy)
+        found = [
+            arrow.empty() if chosen is None else chosen.nearest(v, request.n_results, collection)
+            for v in request.embeddings
+        ]
+        return arrow.query_result(found, request.include)
 
     def _check_ids_exist(self, table: Any | None, ids: list[str]) -> None:
         """A query restricted to ids must name existing records: Chroma's server fails such a

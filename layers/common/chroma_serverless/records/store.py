@@ -25,6 +25,7 @@ from chroma_serverless.types import IndexPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+    from contextlib import AbstractContextManager
 
     from chroma_serverless.domain.columns import ColumnBatch
     from chroma_serverless.types import (
@@ -100,6 +101,9 @@ class LanceRecordStore:
         bm25: bool,
     ) -> list[tuple[str, float]]:
         return self._reads.sparse_knn(collection, key, vector, limit, request_filter, bm25)
+
+    def pinned(self, collection: Collection) -> AbstractContextManager[None]:
+        return self._tables.pinned()
 
     # ------------------------------------------------------------------ versions and forks
 

@@ -10,9 +10,11 @@ handle keeps its cached index and metadata.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +32,7 @@ from chroma_serverless.records.engine import (
 from chroma_serverless.records.versions import Versions
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     import pyarrow as pa
 
@@ -40,6 +42,8 @@ SCHEMA_RETRIES = 10
 DROP_RETRIES = 5
 T = TypeVar("T")
 Opened = tuple[Any, int]  # a table handle and the version its check found
+# The versions pinned by :meth:`Tables.pinned` in the current thread or task, by collection.
+_PINNED: ContextVar[dict[str, Opened | None] | None] = ContextVar("pinned", default=None)
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,32 @@ class Tables:
 
         return confirmed
 
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Reads in the block (on this thread or task) each check a collection's version only
+        the first time: later ones read the version that check found."""
+        token = _PINNED.set({})
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
+
     def read(self, collection_id: str, read: Callable[[Opened | None], T]) -> T:
+        """:meth:`_read`, or, in a :meth:`pinned` block, ``read`` of the version pinned."""
+        pins = _PINNED.get()
+        if pins is None:
+            return self._read(collection_id, read)
+        if collection_id in pins:
+            return read(pins[collection_id])
+
+        def pinning(opened: Opened | None) -> T:
+            result = read(opened)
+            pins[collection_id] = opened  # the version the result came from
+            return result
+
+        return self._read(collection_id, pinning)
+
+    def _read(self, collection_id: str, read: Callable[[Opened | None], T]) -> T:
         """``read`` of the collection's latest version. On S3, when the version held is in
         memory, its check (two HEADs at once, one round trip) runs beside ``read`` of that
         snapshot, which stands once the check confirms it: a warm read then takes the longer of

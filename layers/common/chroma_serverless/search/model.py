@@ -65,6 +65,6 @@ class Found:
     select: tuple[str, ...]
     ids: list[str]
     documents: list[str | None] | None = None
-    embeddings: list[Vectors] | None = None
+    embeddings: Vectors | list[None] | None = None  # [n, d], or nulls when not fetched
     metadatas: list[Metadata | None] | None = None
     scores: list[float | None] | None = None

@@ -81,10 +81,12 @@ def _in_order(fetched: GetResult, ids: list[str]) -> GetResult:
     """``fetched`` (a get's result, in storage order) rearranged into the order of ``ids``."""
     where = {record_id: i for i, record_id in enumerate(fetched.ids)}
     order = [where[i] for i in ids if i in where]
-    for name in ("ids", "documents", "embeddings", "metadatas"):
+    for name in ("ids", "documents", "metadatas"):
         column = getattr(fetched, name)
         if column is not None:
             setattr(fetched, name, [column[i] for i in order])
+    if fetched.embeddings is not None:
+        fetched.embeddings = fetched.embeddings[np.asarray(order, dtype=np.int64)]
     return fetched
 
 

@@ -279,7 +279,7 @@ class Service:
         """Every search is checked before any runs."""
         for request in requests:
             check_search(request, collection)
-        with metrics.timed(metrics.QUERY_TIME):
+        with metrics.timed(metrics.QUERY_TIME), self.records.pinned(collection):
             found = [searching.run(self.records, collection, request) for request in requests]
         metrics.count(metrics.RECORDS_RETURNED, sum(len(f.ids) for f in found))
         return found

@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from chroma_serverless.domain import sparse_vectors
 from chroma_serverless.domain.schema import indexes
 from chroma_serverless.types import Collection, Restored, RestorePoint, SparseVector
@@ -63,7 +61,7 @@ def collection_from(data: dict[str, Any]) -> Collection:
 def get_result(result: GetResult, include: Sequence[str]) -> dict[str, Any]:
     return {
         "ids": result.ids,
-        "embeddings": _stack(result.embeddings),
+        "embeddings": result.embeddings,
         "documents": result.documents,
         "uris": result.uris,
         "metadatas": result.metadatas,
@@ -75,18 +73,12 @@ def query_result(result: QueryResult, include: Sequence[str]) -> dict[str, Any]:
     return {
         "ids": result.ids,
         "distances": result.distances,
-        "embeddings": None if result.embeddings is None else [_stack(e) for e in result.embeddings],
+        "embeddings": result.embeddings,
         "documents": result.documents,
         "uris": result.uris,
         "metadatas": result.metadatas,
         "include": include,
     }
-
-
-def _stack(vectors: list[Any] | None) -> Any:
-    if vectors is None:
-        return None
-    return np.stack(vectors) if vectors else []
 
 
 def search_results(found: list[Found]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from chroma_serverless.records import layout
 from chroma_serverless.records.engine import engine_errors
 from chroma_serverless.records.memory.cache import SnapshotCache
 from chroma_serverless.records.memory.hnsw import Graph
-from chroma_serverless.records.memory.snapshot import Effort, Snapshot
+from chroma_serverless.records.memory.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,19 +93,6 @@ class MemoryTier:
             else:
                 self._in_background(collection, lambda: self._rebuild(collection, advanced))
 
-    def effort(self, snapshot: Snapshot, collection: Collection) -> Effort | None:
-        """How hard a query searches: the graph keeps Chroma's ``ef_search`` candidates (default
-        100; more past 100k rows, :func:`_graph_breadth`); the IVF scans
-        ``policy.memory_probe_percent`` of the partitions (at least ``policy.nprobes``), scaled
-        by ``ef_search``. ``None`` (exact search) for a snapshot without partitions."""
-        if snapshot.index is None:
-            return None
-        ef_search = _ef_search(collection)
-        share = snapshot.index.partitions * self._policy.memory_probe_percent / 100
-        base = max(self._policy.nprobes, math.ceil(share))
-        probes = max(1, round(base * ef_search / 100))
-        return Effort(probes, _graph_breadth(max(1, ef_search), snapshot.num_rows))
-
     def discard(self, collection_id: str) -> None:
         self._cache.discard(collection_id)
         with self._lock:
@@ -127,7 +114,7 @@ class MemoryTier:
         """An empty graph for a partitioned snapshot of ``rows``, if both fit the budget."""
         if rows < self._policy.threshold:
             return None
-        hnsw = _hnsw(collection)
+        hnsw = collection.hnsw
         graph = Graph(
             rows,
             dimension,
@@ -170,7 +157,7 @@ class MemoryTier:
         the build is the slow step of serving a large table from memory."""
         if snapshot.graph is not None and self._cache.get(collection.id) is not None:
             started = time.monotonic()
-            breadth = _graph_breadth(_ef_search(collection), snapshot.num_rows)
+            breadth = graph_breadth(collection.ef_search, snapshot.num_rows)
             snapshot.build_graph(collection.space, breadth)
             seconds = time.monotonic() - started
             rows = snapshot.num_rows
@@ -195,18 +182,7 @@ class MemoryTier:
         threading.Thread(target=run, name=f"snapshot-{collection.id}", daemon=True).start()
 
 
-def _hnsw(collection: Collection) -> dict[str, Any]:
-    """The collection's ``hnsw`` configuration (Chroma's index parameters), or none."""
-    hnsw = collection.configuration.get("hnsw")
-    return hnsw if isinstance(hnsw, dict) else {}
-
-
-def _ef_search(collection: Collection) -> int:
-    """Chroma's ``hnsw.ef_search`` (default 100): how hard an approximate search looks."""
-    return int(_hnsw(collection).get("ef_search", 100))
-
-
-def _graph_breadth(ef_search: int, rows: int) -> int:
+def graph_breadth(ef_search: int, rows: int) -> int:
     """How many candidates the graph keeps while it searches: ``ef_search`` up to 100k rows,
     and beyond, that times the square root of the growth. At a fixed breadth an HNSW graph's
     recall falls as it grows: 1M × 384 clustered rows (cosine, 16 neighbours) gave recall@10
