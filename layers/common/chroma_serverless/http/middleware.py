@@ -37,9 +37,13 @@ class BodyLimit:
             )
             await error_response(error)(scope, receive, send)
             return
-        body = b"".join(chunks)
+        pending: list[Message] = [
+            {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        ]
 
         async def replay() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
+            """The body once, then what the client sends next (its disconnect, which a
+            streamed response such as a file waits for)."""
+            return pending.pop() if pending else await receive()
 
         await self.app(scope, replay, send)
