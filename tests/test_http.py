@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -419,3 +420,17 @@ def test_search_knobs_map_to_the_index(api: TestClient) -> None:
     assert (
         api.get(f"{DB}/collections/hnsw").json()["configuration_json"]["hnsw"]["ef_search"] == 400
     )
+
+
+def test_the_api_docs_load_their_scripts_from_this_server(api: TestClient) -> None:
+    # GIVEN the Swagger UI page, WHEN its scripts and styles are fetched, THEN each comes from
+    # this server (no CDN: the page works offline)
+    page = api.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assets = re.findall(r"""(?:src|href)=["'](/[^"']+)""", page.text)
+    assert len(assets) >= 2 and all(a.startswith("/docs/assets/") for a in assets)
+    for asset in assets:
+        fetched = api.get(asset)
+        assert fetched.status_code == 200 and len(fetched.content) > 1000
+    assert "SwaggerUIBundle" in api.get("/docs/assets/swagger-ui-bundle.js").text
+    assert api.get("/openapi.json").json()["info"]["title"] == "chroma-serverless"

@@ -217,7 +217,7 @@ def start_aws_local(settings: Settings) -> Settings:
         import boto3
         from moto.server import ThreadedMotoServer
     except ImportError:  # pragma: no cover - depends on the installation
-        sys.exit("--aws-local needs moto[server]: pip install -e '.[dev]'")
+        sys.exit("error: --aws-local needs boto3 and moto[server]: pip install -e '.[aws-local]'")
 
     from chroma_serverless.catalog.dynamodb.keys import ATTRIBUTES, KEY_SCHEMA
 

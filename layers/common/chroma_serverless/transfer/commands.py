@@ -130,8 +130,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> None:
     from chroma_serverless.transfer.importer import ImportJob, import_files
     from chroma_serverless.types import Collection
 
-    endpoint = _endpoint(settings, args)
-    source = files.locate(args.source, settings)
+    source = files.locate(args.source, settings)  # the files first: a wrong path fails fast
     jobs = []
     if source.child(manifest.NAME).exists():
         contents = manifest.read(source)
@@ -159,6 +158,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> None:
             like = Collection("", args.collection, "", "", metadata, {})
         found = files.source_files(source, args.format)
         jobs.append(ImportJob(found, args.collection, columns, like, args.batch_size))
+    endpoint = _endpoint(settings, args)
     for job in jobs:
         report = import_files(
             job, endpoint, args.state_dir.expanduser(), args.restart, not args.no_maintain
