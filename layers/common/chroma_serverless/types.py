@@ -135,6 +135,26 @@ class Collection:
     # Chroma's index layout (domain/schema/indexes.py); kept in agreement with ``configuration``.
     schema: dict[str, Any] | None = None
 
+    def updated(
+        self,
+        name: str | None = None,
+        metadata: Metadata | None = None,
+        configuration: dict[str, Any] | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Collection:
+        """This collection with the fields given replaced (``None`` keeps the current value),
+        as every catalog applies an update."""
+        return Collection(
+            id=self.id,
+            name=self.name if name is None else name,
+            tenant=self.tenant,
+            database=self.database,
+            metadata=self.metadata if metadata is None else metadata,
+            configuration=self.configuration if configuration is None else configuration,
+            dimension=self.dimension,
+            schema=self.schema if schema is None else schema,
+        )
+
     @property
     def hnsw(self) -> dict[str, Any]:
         """Chroma's HNSW parameters (``configuration["hnsw"]``), or none."""

@@ -238,16 +238,7 @@ class DynamoDbCatalog(Table):
             raise NotFoundError(f"Collection [{collection_id}] does not exist.")
         current = _collection(current_item)
         database_id = current_item["database_id"]["S"]
-        updated = Collection(
-            id=current.id,
-            name=current.name if name is None else name,
-            tenant=current.tenant,
-            database=current.database,
-            metadata=current.metadata if metadata is None else metadata,
-            configuration=current.configuration if configuration is None else configuration,
-            dimension=current.dimension,
-            schema=current.schema if schema is None else schema,
-        )
+        updated = current.updated(name, metadata, configuration, schema)
         item = _item(updated, database_id)
         # Every write is conditioned on the revision read above, so a concurrent update (or a
         # dimension being fixed) makes this one fail instead of silently overwriting it.

@@ -241,19 +241,18 @@ class SqliteCatalog:
         schema: dict[str, Any] | None = None,
     ) -> Collection:
         with self._transaction() as db:
-            current = self.get_collection_by_id(collection_id)
-            schema = current.schema if schema is None else schema
+            updated = self.get_collection_by_id(collection_id).updated(
+                name, metadata, configuration, schema
+            )
             try:
                 db.execute(
                     "UPDATE collections SET name = ?, metadata = ?, configuration = ?, schema = ? "
                     "WHERE id = ?",
                     (
-                        current.name if name is None else name,
-                        _dump(current.metadata if metadata is None else metadata),
-                        json.dumps(
-                            current.configuration if configuration is None else configuration
-                        ),
-                        None if schema is None else json.dumps(schema),
+                        updated.name,
+                        _dump(updated.metadata),
+                        json.dumps(updated.configuration),
+                        None if updated.schema is None else json.dumps(updated.schema),
                         collection_id,
                     ),
                 )
