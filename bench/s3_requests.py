@@ -80,7 +80,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 def storage_options(endpoint: str) -> dict[str, str]:
-    """As ``tests/conftest.py`` ``s3_storage_options``."""
+    """As ``tests/support/moto.py`` ``s3_storage_options``."""
     return {
         "aws_endpoint": endpoint,
         "aws_access_key_id": "testing",

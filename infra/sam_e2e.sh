@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make sam-e2e`: the end-to-end test through `sam local start-api` (tests/test_sam_local.py),
+# `make sam-e2e`: the end-to-end test through `sam local start-api` (tests/lambda/test_sam_local.py),
 # after the unit suite in CI. Needs Docker and the Lambda base image: runs
 # ../shared/tools/lambda-docker.sh (idempotent; override with LAMBDA_DOCKER=...) for both, and
 # stops by PID the daemon it started. Everything else the test starts (network, moto, sam's
@@ -59,7 +59,7 @@ timeout 1800 "${MAKE:-make}" --no-print-directory sam-build >build/sam-build.log
   || { tail -40 build/sam-build.log; exit 1; }
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(datafunction|maintenancefunction):' >&2 || true
 
-step "pytest tests/test_sam_local.py"
-CHROMA_SERVERLESS_SAM_E2E=1 timeout 1800 "$BIN/python" -m pytest tests/test_sam_local.py -v -p no:cacheprovider
+step "pytest tests/lambda/test_sam_local.py"
+CHROMA_SERVERLESS_SAM_E2E=1 timeout 1800 "$BIN/python" -m pytest tests/lambda/test_sam_local.py -v -p no:cacheprovider
 step "start times (build/lambda-starts.json)"
 cat build/lambda-starts.json >&2

@@ -1,7 +1,7 @@
 """Chroma's error hierarchy: each error knows its wire name and HTTP status.
 
 The Python client maps errors by the ``error`` string, the JS client by the status code, so both
-must be right. Names are keys of ``chromadb.errors.error_types`` (see tests/test_errors.py).
+must be right. Names are keys of ``chromadb.errors.error_types`` (see tests/unit/test_errors.py).
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ class BasicCredential:
 @dataclass(frozen=True)
 class IndexPolicy:
     """When a collection gets its ANN index and how queries use it (chosen by measurement:
-    bench/index_sweep.py; see the README)."""
+    bench/index_sweep.py; docs/indexing.md)."""
 
     threshold: int = 20_000  # rows before an IVF-PQ index is built; below, search is exact
     sub_vector_dims: int = 1  # dimensions per PQ sub-vector (num_sub_vectors = dim / this)
@@ -103,7 +103,8 @@ class IndexPolicy:
     refine_factor: int = 5  # candidates re-ranked with full vectors: k * refine_factor
     exact_filter_rows: int = 2_000  # filters matching at most this many rows search exactly
     # Replaced versions are kept this long: for readers still on them, and as the window of
-    # point-in-time restore (service/restore.py). Their files cost storage meanwhile (README).
+    # point-in-time restore (service/restore.py). Their files cost storage meanwhile
+    # (docs/forks-and-restore.md).
     retention_seconds: int = 7 * 24 * 3600
     fragment_target: int = 8  # compact when a table has more fragments than this
     memory_rows: int = 10_000  # tables up to this many rows are read into memory on first use

@@ -324,7 +324,7 @@ def resolve(config: Mapping[str, Any] | None) -> EmbeddingFunction | None:
         raise ValueError(f"embedding_function.config must be an object, got {ef_config!r}")
     if _DEFAULT is None:
         # Padding each batch to its longest text gives the same vectors as Chroma's fixed
-        # 256-token padding (masked attention; tests/test_embedding.py) and is ~12x faster
-        # on short documents.
+        # 256-token padding (masked attention; tests/unit/embedding/test_embedding.py) and is
+        # ~12x faster on short documents.
         _DEFAULT = DefaultEmbeddingFunction(fixed_length=False)
     return _DEFAULT

@@ -6,9 +6,9 @@ the source's data, deletion and index files; no data file is copied, so a fork c
 at any size. The fork then writes only its own files. The source's version cleanup keeps every
 file of a tagged version, so the tag (``fork-<fork id>``) keeps the clone's files alive through
 the source's compactions, until the fork lets go (:func:`unpin`). Facts measured on LanceDB 0.40
-(see the README): a fork of a 100k x 384 table on S3 is 3 PUTs (tag, transaction, manifest);
-a fork's own compaction and cleanup never delete the source's files; a fork of a fork reads
-files of both tables above it.
+(docs/forks-and-restore.md): a fork of a 100k x 384 table on S3 is 3 PUTs (tag, transaction,
+manifest); a fork's own compaction and cleanup never delete the source's files; a fork of a
+fork reads files of both tables above it.
 """
 
 from __future__ import annotations

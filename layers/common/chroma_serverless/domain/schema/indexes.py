@@ -8,14 +8,14 @@ So both must be present and agree, exactly as on Chroma's single-node server, wh
 (rust/types/src/collection_schema.rs, collection_configuration.rs and the local frontend, where the
 vector index is always HNSW) this module follows:
 
-- create: the configuration becomes HNSW settings (collection_configuration.py); a sent schema
-  (validated by schema_validation.py) is merged over the defaults; a non-default configuration and
+- create: the configuration becomes HNSW settings (``configuration.py``); a sent schema
+  (validated by ``validation.py``) is merged over the defaults; a non-default configuration and
   a non-default schema together are an error; otherwise whichever is not default wins;
 - the stored ``configuration_json`` is always derived from the schema's ``#embedding`` vector index;
 - modify: HNSW parameters and the embedding function are written into the schema's vector indexes.
 
 Schemas are kept as the JSON Chroma sends and returns (plain dicts), as normalised by
-``schema_validation.parse``.
+``validation.parse``.
 """
 
 from __future__ import annotations
