@@ -9,7 +9,8 @@ maintainer on; Chroma's: ``chroma run``), on a fresh temp dir and a free port:
 1. one collection of ``--records`` records (384-d, metadata ``{"k": int 0..9, "s": str}``,
    a document each), added in one batch;
 2. ``--rounds`` rounds, each running every operation once in turn (add 10 records, get by id,
-   get with a filter limit 20, query n_results 10, query with a filter, update one record's
+   get with a filter limit 20, query n_results 10, query with a filter, a get of 100 records and
+   a query of 100 results with their embeddings, documents and metadata, update one record's
    metadata, count) → p50/p99 per operation;
 3. fragmentation: a second collection built from ``--records`` adds of one record each, against
    a third built with one add of the same records; a filtered get and a query are timed on both
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 RESULTS = Path(__file__).resolve().parent / "results" / "small_ops.json"
 DIM = 384
+EVERYTHING: list[Any] = ["embeddings", "documents", "metadatas"]
 
 
 def vectors(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -83,6 +85,12 @@ def operations(
         ),
         "query with a filter": lambda: collection.query(
             query_embeddings=vectors(rng, 1), n_results=10, where={"k": 3}
+        ),
+        "get 100 with everything": lambda: collection.get(
+            limit=100, offset=int(rng.integers(records - 100)), include=EVERYTHING
+        ),
+        "query, n_results 100, everything": lambda: collection.query(
+            query_embeddings=vectors(rng, 1), n_results=100, include=[*EVERYTHING, "distances"]
         ),
         "update one record's metadata": lambda: collection.update(
             ids=[record()], metadatas=[{"k": int(rng.integers(10)), "u": 1}]
