@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from chroma_serverless.ports import Catalog
+    from chroma_serverless.ports import Catalog, Log
 
 # ---------------------------------------------------------------- storage seams
 
@@ -44,21 +44,44 @@ def bucket(moto: Moto) -> str:
     return "records"
 
 
-@pytest.fixture(params=["local", "s3", "local-engine"])
+@pytest.fixture(params=["local", "s3", "local-engine", "local-unlogged"])
 def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> LanceRecordStore:
-    """Every record-store location, and both read paths for small tables (in-memory snapshots
-    by default; ``local-engine`` sends every read to LanceDB); the contract suite runs once
-    per param."""
-    if request.param == "local":
+    """Every record-store location with the write log the service runs it with (SQLite
+    locally, DynamoDB beside S3), both read paths for small tables (in-memory snapshots by
+    default; ``local-engine`` sends every read to LanceDB), and the table layer alone
+    (``local-unlogged``: every write a commit); the contract suite runs once per param."""
+    if request.param == "local-unlogged":
         return LanceRecordStore(str(tmp_path / "records"))
+    if request.param == "local":
+        return LanceRecordStore(str(tmp_path / "records"), log=sqlite_log(tmp_path))
     if request.param == "local-engine":
         return LanceRecordStore(
-            str(tmp_path / "records"), policy=IndexPolicy(memory_rows=0, memory_mb=0)
+            str(tmp_path / "records"),
+            policy=IndexPolicy(memory_rows=0, memory_mb=0),
+            log=sqlite_log(tmp_path),
         )
     moto: Moto = request.getfixturevalue("moto")
     bucket: str = request.getfixturevalue("bucket")
     uri = f"s3://{bucket}/{uuid.uuid4().hex}"
-    return LanceRecordStore(uri, s3_storage_options(moto))
+    return LanceRecordStore(uri, s3_storage_options(moto), log=dynamodb_log(moto, bucket))
+
+
+def sqlite_log(tmp_path: Path) -> Log:
+    from chroma_serverless.catalog.sqlite.log import SqliteLog
+
+    return SqliteLog(tmp_path / "log.sqlite3")
+
+
+def dynamodb_log(moto: Moto, bucket: str) -> Log:
+    from chroma_serverless.catalog.dynamodb.log import DynamoDbLog
+
+    return DynamoDbLog(
+        moto.client("dynamodb"),
+        new_catalog_table(moto),
+        moto.client("s3"),
+        bucket,
+        f"log-{uuid.uuid4().hex[:12]}",
+    )
 
 
 @pytest.fixture(params=["embedded", "aws"])
@@ -66,14 +89,18 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Service:
     """The API over the embedded default (SQLite + local dir) and AWS (DynamoDB + S3 on moto)."""
     if request.param == "embedded":
         catalog: Catalog = SqliteCatalog(tmp_path / "catalog.sqlite3")
-        store = LanceRecordStore(str(tmp_path / "records"))
+        store = LanceRecordStore(str(tmp_path / "records"), log=sqlite_log(tmp_path))
         return Service(catalog, store, allow_reset=True)
     from chroma_serverless.catalog.dynamodb.catalog import DynamoDbCatalog
 
     moto: Moto = request.getfixturevalue("moto")
     bucket: str = request.getfixturevalue("bucket")
     catalog = DynamoDbCatalog(moto.client("dynamodb"), new_catalog_table(moto))
-    store = LanceRecordStore(f"s3://{bucket}/{uuid.uuid4().hex}", s3_storage_options(moto))
+    store = LanceRecordStore(
+        f"s3://{bucket}/{uuid.uuid4().hex}",
+        s3_storage_options(moto),
+        log=dynamodb_log(moto, bucket),
+    )
     return Service(catalog, store, allow_reset=True)
 
 

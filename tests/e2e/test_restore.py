@@ -114,8 +114,16 @@ def test_restore_as_a_new_collection_leaves_the_original_alone(
 
 
 def test_versions_list_timestamps_and_record_counts(client: ClientAPI, server: Server) -> None:
+    """A version per fold of the write log into the table (by maintenance here): the writes
+    between two folds restore together."""
+
+    def folded() -> None:
+        cli(server, "maintain", "--path", str(server.data), env=cli_env(server))
+
     collection = filled(client, n=10)
+    folded()
     collection.add(ids=["extra"], embeddings=vectors(1, dimension=4))
+    folded()
     collection.delete(ids=["r0", "r1"])
 
     versions = restore(server, "storage", "docs", "--list")

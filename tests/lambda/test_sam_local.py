@@ -567,6 +567,53 @@ def test_data_function_cold_start_to_first_query(function_env: dict[str, Any]) -
         client.delete_collection(name)
 
 
+def test_a_write_through_one_instance_is_read_back_through_another(
+    function_env: dict[str, Any],
+) -> None:
+    """Two warm instances of the data function (containers of their own) on one table and one
+    write log: each write acknowledged by one is seen by the next read of the other."""
+    client = client_for(function_env)
+    name = f"instances-{uuid.uuid4().hex[:8]}"
+    collection = client.create_collection(name, embedding_function=None)
+    path = f"{DB}/collections/{collection.id}"
+    vec = vectors(6, seed=5)
+    first, second = (LambdaContainer(function_env, "DataFunction") for _ in range(2))
+
+    def body(response: dict[str, Any]) -> Any:
+        return json.loads(response["body"])
+
+    def add(through: LambdaContainer, ids: list[int]) -> None:
+        records = {
+            "ids": [str(i) for i in ids],
+            "embeddings": [vec[i].tolist() for i in ids],
+            "metadatas": [{"n": i} for i in ids],
+        }
+        through.api("POST", f"{path}/add", records)
+
+    def seen(through: LambdaContainer) -> dict[str, Any]:
+        got = body(through.api("POST", f"{path}/get", {"include": ["metadatas"]})[0])
+        return dict(zip(got["ids"], got["metadatas"], strict=True))
+
+    try:
+        add(first, [0, 1])
+        assert seen(second) == {"0": {"n": 0}, "1": {"n": 1}}  # second's cold start
+        add(second, [2])
+        found = body(
+            first.api(
+                "POST", f"{path}/query", {"query_embeddings": [vec[2].tolist()], "n_results": 1}
+            )[0]
+        )
+        assert found["ids"] == [["2"]]
+        first.api("POST", f"{path}/update", {"ids": ["0"], "metadatas": [{"n": 10}]})
+        second.api("POST", f"{path}/delete", {"ids": ["1"]})
+        assert seen(second) == seen(first) == {"0": {"n": 10}, "2": {"n": 2}}
+        assert body(first.api("GET", f"{path}/count")[0]) == 2
+    finally:
+        first.remove()
+        second.remove()
+        client.delete_collection(name)
+
+
 def test_maintenance_consumes_the_queue_and_builds_an_index_on_s3(
     function_env: dict[str, Any],
 ) -> None:

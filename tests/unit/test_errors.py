@@ -30,6 +30,7 @@ def test_every_wire_name_is_known_to_the_official_client(error: type[errors.Chro
         (errors.BatchSizeExceededError, "BatchSizeExceededError", 413),
         (errors.InternalError, "InternalError", 500),
         (errors.UniqueConstraintError, "ChromaError", 409),
+        (errors.BusyError, "RateLimitError", 429),
     ],
 )
 def test_client_raises_the_matching_class(

@@ -96,3 +96,12 @@ class BatchSizeExceededError(ChromaError):
 class InternalError(ChromaError):
     name = "InternalError"
     status_code = 500
+
+
+class BusyError(ChromaError):
+    """Retryable: the collection is busy (its table is being written by another instance).
+    Answered as Chroma's rate-limit error, with ``Retry-After``."""
+
+    name = "RateLimitError"
+    status_code = 429
+    retry_after_seconds = 1

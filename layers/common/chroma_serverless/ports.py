@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Filter,
         GetRequest,
         GetResult,
+        LogState,
         Metadata,
         QueryRequest,
         QueryResult,
@@ -204,8 +205,8 @@ class RecordStore(Protocol):
     def reset(self) -> bool:
         """Remove the records of every collection; ``False`` as :meth:`drop`."""
 
-    def fork(self, source_id: str, fork_id: str, version: int | None = None) -> int | None:
-        """Give ``fork_id`` the records of ``source_id`` as they are now (or were at
+    def fork(self, source: Collection, fork_id: str, version: int | None = None) -> int | None:
+        """Give ``fork_id`` the records of ``source`` as they are now (or were at
         ``version``, one of :meth:`restore_points`), copy-on-write: no record is copied, the
         source's files stay shared (and pinned in the source) until :meth:`unpin`. Returns the
         records' dimension, ``None`` if the source has none (the fork then starts empty)."""
@@ -214,7 +215,8 @@ class RecordStore(Protocol):
         """``fork_id`` no longer needs the files it shares with ``source_id``."""
 
     def collection_ids(self) -> list[str]:
-        """Ids of the collections that have stored records."""
+        """Ids of the collections that have records in tables (writes still only in the write
+        log are not: a collection's first fold creates its table)."""
 
     def pinned(self, collection: Collection) -> AbstractContextManager[None]:
         """Reads of ``collection`` in the block share one version check and read that version
@@ -248,6 +250,48 @@ class RecordStore(Protocol):
     def restore(self, collection: Collection, version: int) -> int:
         """Make the records of ``version`` the latest, as a new version (so it can be undone);
         returns that new version."""
+
+
+class Log(Protocol):
+    """Each collection's write log: writes are acknowledged once their entry is durable here,
+    in one total order (the sequence numbers), and folded into the records table later by one
+    folder at a time (the holder of the collection's lease). Entries are opaque bytes.
+
+    Appending takes a sequence number first, then stores the entry under it: a writer that
+    dies in between leaves a gap, which :meth:`entries` waits for briefly and then closes as
+    *abandoned* (``None``); the late writer's store then fails and it appends again, so an
+    entry is either readable in order or was never acknowledged."""
+
+    def state(self, collection_id: str) -> LogState:
+        """The head and the fold mark, read consistently; ``LogState()`` if never written."""
+
+    def append(self, collection_id: str, entry: bytes) -> int:
+        """Store ``entry`` durably after every entry acknowledged before; returns its number."""
+
+    def entries(self, collection_id: str, after: int, upto: int) -> list[bytes | None]:
+        """The entries numbered ``after + 1 .. upto`` in order (``None``: abandoned)."""
+
+    def mark(
+        self, collection_id: str, expected: LogState, folded: int, version: int | None
+    ) -> bool:
+        """Move the fold mark to (``folded``, ``version``) if it is still ``expected``'s;
+        ``False`` if another folder moved it."""
+
+    def trim(self, collection_id: str, upto: int) -> None:
+        """Forget the entries up to ``upto`` (folded: the table has them)."""
+
+    def lease(self, collection_id: str, holder: str, seconds: float) -> bool:
+        """Take (or renew) the right to write the collection's table for ``seconds``; ``False``
+        while another holder's lease runs."""
+
+    def release(self, collection_id: str, holder: str) -> None:
+        """Give the lease back (a no-op if ``holder`` no longer has it)."""
+
+    def drop(self, collection_id: str) -> None:
+        """Forget the collection's log (its records were dropped)."""
+
+    def reset(self) -> None:
+        """Forget every collection's log."""
 
 
 class Stores(Protocol):

@@ -113,6 +113,22 @@ class IndexPolicy:
 
 
 @dataclass(frozen=True)
+class LogState:
+    """Where a collection's write log stands: ``head`` is the last sequence number given to an
+    entry, ``folded`` the last one whose entry is in the records table, and ``version`` the
+    table version that holds exactly the entries up to ``folded`` (``None`` before the first
+    fold: the table's latest). Entries ``folded + 1 .. head`` are the tail."""
+
+    head: int = 0
+    folded: int = 0
+    version: int | None = None
+
+    @property
+    def tail(self) -> int:
+        return self.head - self.folded
+
+
+@dataclass(frozen=True)
 class Tenant:
     name: str
 

@@ -15,7 +15,7 @@ from chroma_serverless.types import PLANES
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from chroma_serverless.ports import Catalog, Credentials, Maintainer, RecordStore
+    from chroma_serverless.ports import Catalog, Credentials, Log, Maintainer, RecordStore
     from chroma_serverless.settings import Settings
     from chroma_serverless.types import Plane
 
@@ -84,7 +84,29 @@ def build_credentials(settings: Settings) -> Credentials:
 def build_records(settings: Settings) -> RecordStore:
     from chroma_serverless.records.store import LanceRecordStore
 
-    return LanceRecordStore(settings.records_root, settings.storage_options(), settings.index)
+    return LanceRecordStore(
+        settings.records_root, settings.storage_options(), settings.index, build_log(settings)
+    )
+
+
+def build_log(settings: Settings) -> Log:
+    """The write log in front of the records: items of the catalog's DynamoDB table (entries
+    too large for an item in the records bucket, under ``<records prefix>/_log``), or a SQLite
+    file beside the embedded catalog."""
+    if settings.mode == "aws":
+        import boto3
+
+        from chroma_serverless.catalog.dynamodb.log import DynamoDbLog
+        from chroma_serverless.catalog.dynamodb.table import client
+
+        bucket, _, prefix = settings.records_root.removeprefix("s3://").partition("/")
+        s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint, region_name=settings.aws_region)
+        log_prefix = f"{prefix.rstrip('/')}/_log" if prefix else "_log"
+        return DynamoDbLog(client(settings), settings.catalog_table, s3, bucket, log_prefix)
+    from chroma_serverless.catalog.sqlite.log import SqliteLog
+
+    settings.path.mkdir(parents=True, exist_ok=True)
+    return SqliteLog(settings.path / "log.sqlite3")
 
 
 def build_maintainer(settings: Settings, stores: _Stores) -> Maintainer:

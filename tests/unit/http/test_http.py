@@ -365,7 +365,8 @@ def test_query_rejects_non_positive_n_results(api: TestClient) -> None:
 def test_delete_returns_the_number_deleted(api: TestClient) -> None:
     collection = create(api)
     records(api, collection, "add", ids=["a", "b", "c"], embeddings=[[1.0], [2.0], [3.0]])
-    assert records(api, collection, "delete", ids=["a", "ghost"]).json() == {"deleted": 1}
+    # by ids alone: the ids asked for, as Chroma's server counts them (contract §12)
+    assert records(api, collection, "delete", ids=["a", "ghost"]).json() == {"deleted": 2}
     assert records(api, collection, "delete", where={"k": {"$ne": 1}}, limit=1).json() == {
         "deleted": 1
     }
@@ -444,3 +445,19 @@ def test_the_api_docs_load_their_scripts_from_this_server(api: TestClient) -> No
         assert fetched.status_code == 200 and len(fetched.content) > 1000
     assert "SwaggerUIBundle" in api.get("/docs/assets/swagger-ui-bundle.js").text
     assert api.get("/openapi.json").json()["info"]["title"] == "chroma-serverless"
+
+
+def test_a_busy_collection_answers_429_with_retry_after() -> None:
+    """A read that waited its limit for another instance's fold: the client may retry."""
+    import orjson
+
+    from chroma_serverless.errors import BusyError
+    from chroma_serverless.http.errors import error_response
+
+    response = error_response(BusyError("Collection is busy; retry"))
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+    assert orjson.loads(response.body) == {
+        "error": "RateLimitError",
+        "message": "Collection is busy; retry",
+    }

@@ -210,6 +210,28 @@ def test_writes_queue_one_message_per_collection_and_the_function_maintains(
     assert function.handler({"source": "aws.events"}, None) == {"maintained": 1}
 
 
+def test_an_instance_sends_one_message_per_collection_per_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Writes are acknowledged in a few ms: each need not pay for a queue request that the
+    queue's deduplication would drop."""
+    sent: list[str] = []
+
+    class Queue:
+        def send_message(self, **message: str) -> None:
+            sent.append(message["MessageDeduplicationId"])
+
+    now = [600.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    maintainer = SqsMaintainer(Queue(), "queue-url")
+    for _ in range(5):
+        maintainer.touch("a")
+    maintainer.touch("b")
+    now[0] += 60
+    maintainer.touch("a")
+    assert sent == ["a-10", "b-10", "a-11"]
+
+
 def test_the_sweep_drops_records_no_collection_owns(tmp_path: Path) -> None:
     from chroma_serverless.service.maintenance import maintain_all
 
@@ -295,6 +317,7 @@ def test_a_delete_whose_files_cannot_be_removed_yet_succeeds_and_the_sweep_finis
     collection = fill(service, "docs", rows=3)
     store = service.records
     assert isinstance(store, LanceRecordStore)
+    store.maintain(collection)  # its writes folded into its table
     drop_table = store._tables.db.drop_table
 
     def busy(name: str) -> None:

@@ -31,13 +31,18 @@ def test_a_search_checks_the_collections_version_once(
     store = service.records
     assert isinstance(store, LanceRecordStore)
     checks: list[str] = []
-    check = store._tables._read
+    check, pin = store._tables._read, store._tables.pin
 
-    def counted(collection_id: str, read: Any) -> Any:
+    def counted(collection_id: str, read: Any, version: int | None = None) -> Any:
         checks.append(collection_id)
-        return check(collection_id, read)
+        return check(collection_id, read, version)
+
+    def pinned(collection_id: str, version: int | None) -> None:
+        checks.append(collection_id)
+        pin(collection_id, version)
 
     monkeypatch.setattr(store._tables, "_read", counted)
+    monkeypatch.setattr(store._tables, "pin", pinned)
     # WHEN a search ranks by knn and selects documents and scores (a query and two gets)
     search = {
         "rank": {"$knn": {"query": [0.0, 1.0, 0.1, 0.0], "limit": 3}},

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chroma_serverless.errors import (
+    BusyError,
     ChromaError,
     InternalError,
     InvalidArgumentError,
@@ -28,10 +29,13 @@ log = logging.getLogger("chroma_serverless")
 
 
 def error_response(error: ChromaError) -> JSON:
+    headers = {"chroma-trace-id": trace_id()}
+    if isinstance(error, BusyError):
+        headers["Retry-After"] = str(error.retry_after_seconds)
     return JSON(
         {"error": error.name, "message": error.message},
         status_code=error.status_code,
-        headers={"chroma-trace-id": trace_id()},
+        headers=headers,
     )
 
 

@@ -44,6 +44,9 @@ class Description:
         return next((i for i in self.indices if i.columns == [layout.EMBEDDING]), None)
 
 
+DESCRIBED_HANDLES = 256  # handles whose description is kept
+
+
 class Descriptions:
     """:class:`Description` of each open handle's current version, read once per version
     (listing indexes reads storage)."""
@@ -62,7 +65,10 @@ class Descriptions:
             return cached[2]
         description = Description(list(table.schema.names), list(table.list_indices()))
         with self._lock:
+            self._entries.pop(id(table), None)
             self._entries[id(table)] = (table, version, description)
+            while len(self._entries) > DESCRIBED_HANDLES:  # the least recently described
+                del self._entries[next(iter(self._entries))]
         return description
 
     def clear(self) -> None:

@@ -4,6 +4,7 @@ the engine."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from chroma_serverless.records.memory.tier import MemoryTier
     from chroma_serverless.records.sparse.indexes import SparseIndexes
     from chroma_serverless.records.tables import Opened, Tables
+    from chroma_serverless.records.tail import Tail
     from chroma_serverless.types import (
         Collection,
         Filter,
@@ -44,8 +46,9 @@ class Reads:
         self._sparse = sparse
         self._policy = policy
 
-    def count(self, collection: Collection) -> int:
-        return self._tables.read(collection.id, lambda opened: self._count(collection, opened))
+    def count(self, collection: Collection, tail: Tail | None = None) -> int:
+        counted = self._tables.read(collection.id, lambda opened: self._count(collection, opened))
+        return counted if tail is None else tail.count(counted)
 
     def _count(self, collection: Collection, opened: Opened | None) -> int:
         if opened is None:
@@ -53,28 +56,59 @@ class Reads:
         snapshot = self._memory.at(collection.id, opened[1])
         return int(opened[0].count_rows()) if snapshot is None else snapshot.num_rows
 
-    def get(self, collection: Collection, request: GetRequest) -> GetResult:
-        return self._tables.read(
-            collection.id, lambda opened: self._get(collection, request, opened)
+    def get(
+        self, collection: Collection, request: GetRequest, tail: Tail | None = None
+    ) -> GetResult:
+        def get(opened: Opened | None) -> GetResult:
+            if tail is None:
+                return arrow.result(self._rows(collection, request, opened), request.include)
+            return arrow.result(self._rows_with(tail, collection, request, opened), request.include)
+
+        return self._tables.read(collection.id, get)
+
+    def _rows_with(
+        self, tail: Tail, collection: Collection, request: GetRequest, opened: Opened | None
+    ) -> pa.Table:
+        """The page of rows of the version and ``tail`` together, in insertion order: enough
+        of the version's (those the tail hides may be among them), then the tail's."""
+        if request.limit == 0:
+            return arrow.empty()
+        wider = None if request.limit is None else request.offset + request.limit
+        stored = self._rows(
+            collection,
+            dataclasses.replace(
+                request, offset=0, limit=None if wider is None else wider + len(tail.stored)
+            ),
+            opened,
+        )
+        stored = stored.filter(pc.invert(pc.is_in(stored.column(layout.ID), tail.hidden)))
+        snapshot = tail.snapshot
+        mask = row_mask(request.filter, snapshot.data)
+        assert mask is not None, "a tail is only read with filters it can evaluate"
+        mine = snapshot.rows(
+            mask, 0, None, arrow.columns(snapshot.data.column_names, request.include)
+        )
+        rows = arrow.in_order(pa.concat_tables([stored, mine], promote_options="permissive"))
+        return (
+            rows.slice(request.offset)
+            if wider is None
+            else rows.slice(request.offset, request.limit)
         )
 
-    def _get(self, collection: Collection, request: GetRequest, opened: Opened | None) -> GetResult:
+    def _rows(self, collection: Collection, request: GetRequest, opened: Opened | None) -> pa.Table:
         if opened is None or request.limit == 0:
-            return arrow.result(arrow.empty(), request.include)
+            return arrow.empty()
         table, version = opened
         snapshot = self._memory.current(collection, table, version)
         mask = None if snapshot is None else row_mask(request.filter, snapshot.data)
         if snapshot is not None and mask is not None:
             columns = arrow.columns(snapshot.data.column_names, request.include)
-            rows = snapshot.rows(mask, request.offset, request.limit, columns)
-            return arrow.result(rows, request.include)
+            return snapshot.rows(mask, request.offset, request.limit, columns)
         columns = arrow.columns(self._tables.described(table).names, request.include)
         predicate = to_sql(request.filter, self._tables.described(table).names)
         if request.offset == 0 and request.limit is None:
-            data = arrow.in_order(select(table, predicate, columns))
-        else:
-            data = self._page(table, predicate, columns, request.offset, request.limit)
-        return arrow.result(data, request.include)
+            return arrow.in_order(select(table, predicate, columns))
+        return self._page(table, predicate, columns, request.offset, request.limit)
 
     def _page(
         self, table: Any, predicate: str | None, columns: list[str], offset: int, limit: int | None
@@ -94,14 +128,41 @@ class Reads:
         data = data.filter(pc.is_in(data.column(layout.ID), value_set=keys.column(layout.ID)))
         return arrow.in_order(data)
 
-    def query(self, collection: Collection, request: QueryRequest) -> QueryResult:
-        return self._tables.read(
-            collection.id, lambda opened: self._query(collection, request, opened)
-        )
-
-    def _query(
-        self, collection: Collection, request: QueryRequest, opened: Opened | None
+    def query(
+        self, collection: Collection, request: QueryRequest, tail: Tail | None = None
     ) -> QueryResult:
+        def query(opened: Opened | None) -> QueryResult:
+            if tail is None:
+                found = self._nearest(collection, request, opened)
+            else:
+                found = self._nearest_with(tail, collection, request, opened)
+            return arrow.query_result(found, request.include)
+
+        return self._tables.read(collection.id, query)
+
+    def _nearest_with(
+        self, tail: Tail, collection: Collection, request: QueryRequest, opened: Opened | None
+    ) -> list[pa.Table]:
+        """The version's nearest (more of them: those the tail hides may be among them) and
+        the tail's, merged by distance."""
+        wider = dataclasses.replace(request, n_results=request.n_results + len(tail.stored))
+        stored = self._nearest(collection, wider, opened)
+        snapshot = tail.snapshot
+        mask = row_mask(request.filter, snapshot.data)
+        assert mask is not None, "a tail is only read with filters it can evaluate"
+        plan = MemoryPlan.of(snapshot, mask, collection, request, self._policy)
+        merged = []
+        for found, vector in zip(stored, request.embeddings, strict=True):
+            kept = found.filter(pc.invert(pc.is_in(found.column(layout.ID), tail.hidden)))
+            mine = plan.nearest(vector, request.n_results, collection)
+            both = pa.concat_tables([kept, mine], promote_options="permissive")
+            order = pc.sort_indices(both, [(layout.DISTANCE, "ascending")])
+            merged.append(both.take(order).slice(0, request.n_results))
+        return merged
+
+    def _nearest(
+        self, collection: Collection, request: QueryRequest, opened: Opened | None
+    ) -> list[pa.Table]:
         table = None if opened is None else opened[0]
         snapshot = None if opened is None else self._memory.current(collection, *opened)
         if request.filter.ids is not None:
@@ -113,11 +174,10 @@ class Reads:
         elif table is not None:
             described = self._tables.described(table)
             chosen = EnginePlan.of(table, described, collection, request, self._policy)
-        found = [
+        return [
             arrow.empty() if chosen is None else chosen.nearest(v, request.n_results, collection)
             for v in request.embeddings
         ]
-        return arrow.query_result(found, request.include)
 
     def _check_ids_exist(self, table: Any | None, ids: list[str]) -> None:
         """A query restricted to ids must name existing records: Chroma's server fails such a

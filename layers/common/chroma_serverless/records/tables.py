@@ -72,6 +72,7 @@ class Tables:
         self.storage_options = dict(storage_options)
         self.db = lancedb.connect(uri, storage_options=self.storage_options)
         self._held: dict[str, Held] = {}
+        self._at: dict[str, Opened] = {}  # by collection: a handle held at one version (at())
         self._versions = Versions(uri, self.storage_options, retention_seconds)
         self._described = Descriptions()
         self._in_memory = in_memory
@@ -117,6 +118,26 @@ class Tables:
             held = self._held.setdefault(collection_id, fresh)
         return held.table, held.version
 
+    def latest_version(self, collection_id: str) -> int | None:
+        """The table's latest version (checked), ``None`` if it has no records."""
+        opened = self.latest(collection_id, moved=True)
+        return None if opened is None else opened[1]
+
+    def at(self, collection_id: str, version: int) -> Opened | None:
+        """The collection's table at exactly ``version`` (the one its log's mark names), on a
+        handle of its own that nothing ever moves (writes move the shared one): no request
+        while the mark stays; ``None`` if the table is gone."""
+        with self._lock:
+            held = self._at.get(collection_id)
+        if held is not None and held[1] == version:
+            return held
+        table = self.version(collection_id, version)
+        if table is None:
+            return None
+        with self._lock:
+            self._at[collection_id] = (table, version)
+        return table, version
+
     def _confirm(self, collection_id: str, held: Held) -> Callable[[], bool]:
         """Start checking whether ``held``'s version is still the newest (``versions.py``);
         returns the wait for the answer (``False`` when that cannot tell), which remembers a
@@ -146,11 +167,14 @@ class Tables:
         finally:
             _PINNED.reset(token)
 
-    def read(self, collection_id: str, read: Callable[[Opened | None], T]) -> T:
-        """:meth:`_read`, or, in a :meth:`pinned` block, ``read`` of the version pinned."""
+    def read(
+        self, collection_id: str, read: Callable[[Opened | None], T], version: int | None = None
+    ) -> T:
+        """``read`` of ``version`` (``None``: the latest, :meth:`_read`), or, in a
+        :meth:`pinned` block, of the version pinned."""
         pins = _PINNED.get()
         if pins is None:
-            return self._read(collection_id, read)
+            return self._read(collection_id, read, version)
         if collection_id in pins:
             return read(pins[collection_id])
 
@@ -159,14 +183,32 @@ class Tables:
             pins[collection_id] = opened  # the version the result came from
             return result
 
-        return self._read(collection_id, pinning)
+        return self._read(collection_id, pinning, version)
 
-    def _read(self, collection_id: str, read: Callable[[Opened | None], T]) -> T:
+    def pin(self, collection_id: str, version: int | None) -> None:
+        """In a :meth:`pinned` block: reads of the collection read ``version`` (``None``: the
+        latest, checked now)."""
+        pins = _PINNED.get()
+        assert pins is not None, "pin() needs a pinned() block"
+        pins[collection_id] = (
+            self.latest(collection_id) if version is None else self.at(collection_id, version)
+        )
+
+    def pinned_here(self, collection_id: str) -> bool:
+        """Whether a :meth:`pinned` block already read this collection (no check needed)."""
+        pins = _PINNED.get()
+        return pins is not None and collection_id in pins
+
+    def _read(
+        self, collection_id: str, read: Callable[[Opened | None], T], version: int | None
+    ) -> T:
         """``read`` of the collection's latest version. On S3, when the version held is in
         memory, its check (two HEADs at once, one round trip) runs beside ``read`` of that
         snapshot, which stands once the check confirms it: a warm read then takes the longer of
         the two, not their sum. Only when the version moved is the read done again, on the new
         one."""
+        if version is not None:
+            return read(self.at(collection_id, version))
         with self._lock:
             held = self._held.get(collection_id)
         if (
@@ -277,6 +319,7 @@ class Tables:
         """
         with self._lock:
             self._held.pop(collection_id, None)
+            self._at.pop(collection_id, None)
             self._described.clear()
         for attempt in range(DROP_RETRIES):
             try:
@@ -295,6 +338,7 @@ class Tables:
         """Remove every table; ``False`` if some files remain (see :meth:`drop`)."""
         with self._lock:
             self._held.clear()
+            self._at.clear()
             self._described.clear()
         try:
             self.db.drop_all_tables()

@@ -13,11 +13,13 @@ from chroma_serverless.records import arrow, bulk, layout
 from chroma_serverless.records.engine import engine_errors, retry_on_conflict, select
 from chroma_serverless.records.masks import row_mask
 from chroma_serverless.records.sql import to_sql
+from chroma_serverless.records.tail import resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from chroma_serverless.domain.columns import ColumnBatch
+    from chroma_serverless.records.entries import Entry
     from chroma_serverless.records.memory.snapshot import Snapshot
     from chroma_serverless.records.memory.tier import MemoryTier
     from chroma_serverless.records.reads import Reads
@@ -112,6 +114,50 @@ class Writes:
             collection, table, before, result.version, _deleting(result.version, doomed)
         )
         return int(result.num_deleted_rows)
+
+    @retry_on_conflict
+    def fold(self, collection: Collection, base: int | None, entries: list[Entry]) -> int | None:
+        """Commit the outcome of ``entries`` (in order) on top of version ``base`` (``None``:
+        the latest) to the latest version; returns the version that holds it.
+
+        The outcome is absolute: each id the entries touch ends as one full row, or deleted,
+        as applying them one by one to ``base`` would leave it (``add`` of a present id is
+        ignored, ``update`` of a missing one too, ``upsert`` merges metadata per key). So
+        folding again after a folder died between its commits, on whatever it committed,
+        gives the same table. ``None``: there is no table and the entries create none."""
+        table = self._tables.open(collection.id)
+        if table is None:
+            if all(entry.operation in ("update", "delete") for entry in entries):
+                return None
+            table = self._tables.writable(collection)
+        before = table.version
+        on = table if base is None or base == before else self._tables.version(collection.id, base)
+        state: dict[str, dict[str, Any] | None] = {}
+        resolve(entries, state, lambda ids: self._rows_by_id(on, ids))
+        doomed = [record_id for record_id, row in state.items() if row is None]
+        rows = [row for row in state.values() if row is not None]
+        version = before
+        if doomed:
+            with engine_errors():
+                version = table.delete(to_sql(arrow.ids_filter(doomed), ())).version
+            self._memory.advance(
+                collection, table, before, version, _deleting(version, arrow.ids_filter(doomed))
+            )
+        if rows:
+            last = version
+            data = self._to_arrow(table, collection, rows, {layout.DOCUMENT, layout.URI}, full=True)
+            with engine_errors():
+                version = (
+                    table.merge_insert(layout.ID)
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(data)
+                    .version
+                )
+            self._memory.advance(
+                collection, table, last, version, lambda old: old.replaced(version, data)
+            )
+        return int(version)
 
     def upsert_columns(self, collection: Collection, batch: ColumnBatch) -> None:
         """New ids are inserted straight from the columns; ids already stored (a replayed

@@ -40,7 +40,7 @@ def fork(
     new = dataclasses.replace(source, id=str(uuid.uuid4()), name=checks.collection_name(new_name))
     stored = catalog.fork_collection(new, source.id)
     try:
-        dimension = records.fork(source.id, stored.id, version)
+        dimension = records.fork(source, stored.id, version)
     except Exception:
         with contextlib.suppress(NotFoundError):
             catalog.delete_collection(stored.tenant, stored.database, stored.name)

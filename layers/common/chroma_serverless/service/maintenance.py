@@ -169,9 +169,15 @@ class SqsMaintainer:
     def __init__(self, sqs: Any, queue_url: str) -> None:
         self._sqs = sqs  # a boto3 SQS client
         self._queue_url = queue_url
+        self._sent: dict[str, int] = {}  # collection -> the minute this instance last sent
 
     def touch(self, collection_id: str) -> None:
+        """Only the first write of each minute on an instance pays for a request: the queue
+        would drop the others as duplicates anyway."""
         window = int(time.time() // 60)
+        if self._sent.get(collection_id) == window:
+            return
+        self._sent[collection_id] = window
         try:
             self._sqs.send_message(
                 QueueUrl=self._queue_url,

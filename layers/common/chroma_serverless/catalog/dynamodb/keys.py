@@ -12,7 +12,15 @@ a fork's lineage, by its id    ``COLLECTION#<id>``         ``LINEAGE``
 a fork, in its lineage         ``LINEAGE#<root id>``       ``FORK#<id>``
 token                          ``TOKEN#<sha-256>``         ``TOKEN``
 Basic user                     ``BASIC#<username>``        ``BASIC``
+a collection's write log       ``LOG#<collection id>``     ``STATE``
+a write-log entry              ``LOG#<collection id>``     ``ENTRY#<seq, 20 digits>``
 =============================  ==========================  ====================================
+
+The log's state item holds the numbers ``head`` and ``folded``, the table ``version`` and the
+lease (``holder``, ``held_until``); an entry item holds its bytes (``body``) or the key of the S3
+object holding them (``s3key``), or is the ``abandoned`` marker of a number never stored
+(``catalog/dynamodb/log.py``). Zero-padded numbers sort as numbers, so a range of entries is one
+Query.
 """
 
 from __future__ import annotations
@@ -61,6 +69,22 @@ def token_key(token_hash: str) -> dict[str, Any]:
 
 def basic_key(username: str) -> dict[str, Any]:
     return {"pk": {"S": f"BASIC#{username}"}, "sk": {"S": "BASIC"}}
+
+
+LOG_PREFIX = "LOG#"
+ENTRY_PREFIX = "ENTRY#"
+
+
+def log_state_key(collection_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{LOG_PREFIX}{collection_id}"}, "sk": {"S": "STATE"}}
+
+
+def log_entry_key(collection_id: str, seq: int) -> dict[str, Any]:
+    return {"pk": {"S": f"{LOG_PREFIX}{collection_id}"}, "sk": {"S": entry_sk(seq)}}
+
+
+def entry_sk(seq: int) -> str:
+    return f"{ENTRY_PREFIX}{seq:020d}"
 
 
 # Items a reset keeps: credentials are not data (an admin's reset must not lock everyone out).
