@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -230,3 +231,16 @@ def test_entries_keep_every_value_exactly() -> None:
     assert entry.batch.uris is None
     deleted = entries.decode(entries.encode(entries.Entry("delete", RecordBatch(ids=["x"]), 5)))
     assert deleted.batch == RecordBatch(ids=["x"])
+
+
+def test_a_maintainer_that_read_the_collection_before_its_first_write_folds_it(
+    tmp_path: Path,
+) -> None:
+    """The maintainer's view of a collection may predate the write that fixed its dimension."""
+    store = LanceRecordStore(str(tmp_path / "records"), log=SqliteLog(tmp_path / "log.sqlite3"))
+    written = factories.collection(dimension=3)
+    stale = dataclasses.replace(written, dimension=None)
+    store.add(written, RecordBatch(ids=["a"], embeddings=factories.vectors(1, dimension=3)))
+    store.maintain(stale)
+    assert store.collection_ids() == [written.id]
+    assert store.count(written) == 1

@@ -3,6 +3,7 @@ column batches), each carrying this process's in-memory snapshot to the version 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +128,16 @@ class Writes:
         gives the same table. ``None``: there is no table and the entries create none."""
         table = self._tables.open(collection.id)
         if table is None:
-            if all(entry.operation in ("update", "delete") for entry in entries):
+            sized = [e.batch.embeddings for e in entries if e.operation in ("add", "upsert")]
+            if not sized:
                 return None
+            # the entries' own size: the caller's view of the collection may predate them
+            first = next((vectors for vectors in sized if vectors is not None), None)
+            if first is not None:
+                collection = dataclasses.replace(collection, dimension=int(first.shape[1]))
             table = self._tables.writable(collection)
+        dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
+        collection = dataclasses.replace(collection, dimension=dimension)
         before = table.version
         on = table if base is None or base == before else self._tables.version(collection.id, base)
         state: dict[str, dict[str, Any] | None] = {}
