@@ -176,6 +176,10 @@ class RecordStore(Protocol):
     def update(self, collection: Collection, batch: RecordBatch) -> None:
         """Replace the columns sent and merge metadata for ids that exist; ignore the rest."""
 
+    def expect(self, collection_id: str) -> None:
+        """A read of the collection follows in this request: start what it needs to know first
+        (its log's state), beside the catalog read that precedes it."""
+
     def get(self, collection: Collection, request: GetRequest) -> GetResult:
         """Records matching the filter in storage order, after offset, at most limit."""
 

@@ -22,6 +22,7 @@ from chroma_serverless.types import (
     DeleteRequest,
     Filter,
     GetRequest,
+    LogState,
     QueryRequest,
     RecordBatch,
     SparseVector,
@@ -244,3 +245,27 @@ def test_a_maintainer_that_read_the_collection_before_its_first_write_folds_it(
     store.maintain(stale)
     assert store.collection_ids() == [written.id]
     assert store.count(written) == 1
+
+
+def test_a_read_takes_the_state_its_request_started_reading(tmp_path: Path) -> None:
+    """A record route says it will read before its catalog read; the log's state is read once,
+    beside it, and is one read after the request began."""
+    log = SqliteLog(tmp_path / "log.sqlite3")
+    store = LanceRecordStore(str(tmp_path / "records"), log=log)
+    c = factories.collection(dimension=3)
+    store.add(c, RecordBatch(ids=["a"], embeddings=factories.vectors(1, dimension=3)))
+    assert store.count(c) == 1
+    reads: list[str] = []
+    state = log.state
+
+    def counted(collection_id: str) -> LogState:
+        reads.append(collection_id)
+        return state(collection_id)
+
+    log.state = counted  # type: ignore[method-assign]
+    store.expect(c.id)
+    assert store.count(c) == 1
+    assert reads == [c.id]  # the one started by expect()
+    store.add(c, RecordBatch(ids=["b"], embeddings=factories.vectors(1, dimension=3, seed=1)))
+    assert store.count(c) == 2  # nothing expected: read now
+    assert reads == [c.id, c.id]

@@ -18,6 +18,8 @@ import random
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from chroma_serverless.errors import BusyError
@@ -40,6 +42,11 @@ WAIT_SECONDS = 25.0  # how long a reader waits for another folder before answeri
 FOLD_ENTRIES = 2_000  # entries per fold commit (a fold past them continues in another)
 
 
+# The state reads :meth:`Folder.expect` started in the current request, by collection.
+_EXPECTED: ContextVar[dict[str, Future[LogState]] | None] = ContextVar("expected", default=None)
+_STATES = ThreadPoolExecutor(8, thread_name_prefix="log-state")
+
+
 class Folder:
     def __init__(self, log: Log, tables: Tables, writes: Writes) -> None:
         self._log = log
@@ -50,8 +57,20 @@ class Folder:
     def append(self, collection: Collection, entry: log_entries.Entry) -> int:
         return self._log.append(collection.id, log_entries.encode(entry))
 
+    def expect(self, collection_id: str) -> None:
+        """Start reading the collection's state for a read later in this request (see
+        :meth:`state`): it overlaps the catalog read that comes first."""
+        expected = _EXPECTED.get()
+        if expected is None:
+            expected = {}
+            _EXPECTED.set(expected)
+        expected[collection_id] = _STATES.submit(self._log.state, collection_id)
+
     def state(self, collection: Collection) -> LogState:
-        return self._log.state(collection.id)
+        """The collection's state, read after this request began (by :meth:`expect`, or now)."""
+        expected = _EXPECTED.get()
+        started = None if expected is None else expected.pop(collection.id, None)
+        return self._log.state(collection.id) if started is None else started.result()
 
     def entries(self, collection: Collection, after: int, upto: int) -> list[log_entries.Entry]:
         """The entries ``after + 1 .. upto`` (abandoned slots left out)."""
@@ -63,7 +82,7 @@ class Folder:
 
     def fresh(self, collection: Collection) -> LogState:
         """The state to read: its version holds every write acknowledged before this call."""
-        state = self._log.state(collection.id)
+        state = self.state(collection)
         if state.tail == 0:
             return state
         with self.exclusive(collection, until=state.head) as folded:

@@ -169,6 +169,10 @@ class LanceRecordStore:
 
     # ------------------------------------------------------------------ reads
 
+    def expect(self, collection_id: str) -> None:
+        if self._folder is not None:
+            self._folder.expect(collection_id)
+
     def count(self, collection: Collection) -> int:
         with self._current(collection) as tail:
             return self._reads.count(collection, tail)

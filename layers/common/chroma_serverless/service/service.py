@@ -223,12 +223,18 @@ class Service:
         """Maintain ``collection`` now (after an import): index, compact, clean up."""
         return maintain(self, collection.id)
 
-    def collection(self, tenant: str, database: str, collection_id: str) -> Collection:
-        """The collection a record route addresses; its tenant and database must match."""
+    def collection(
+        self, tenant: str, database: str, collection_id: str, reading: bool = False
+    ) -> Collection:
+        """The collection a record route addresses; its tenant and database must match. A
+        route that reads its records says so (``reading``): the store then starts its own
+        first request beside the catalog's."""
         try:
             uuid.UUID(collection_id)
         except ValueError as exc:
             raise InvalidArgumentError("Collection ID is not a valid UUIDv4") from exc
+        if reading:
+            self.records.expect(collection_id)
         collection = self.catalog.get_collection_by_id(collection_id)
         if (collection.tenant, collection.database) != (tenant, database):
             raise NotFoundError(f"Collection [{collection_id}] does not exist.")

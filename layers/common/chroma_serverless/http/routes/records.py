@@ -43,12 +43,12 @@ def record_router(service: Service, settings: Settings, route_class: type[APIRou
     def get(
         tenant: str, database: str, collection_id: str, body: Annotated[requests.GetRecords, Body()]
     ) -> JSON:
-        collection = service.collection(tenant, database, collection_id)
+        collection = service.collection(tenant, database, collection_id, reading=True)
         return JSON(responses.get_result(service.get(collection, body.request()), body.include))
 
     @router.post(COLLECTION + "/query")
     def query(tenant: str, database: str, collection_id: str, body: requests.QueryRecords) -> JSON:
-        collection = service.collection(tenant, database, collection_id)
+        collection = service.collection(tenant, database, collection_id, reading=True)
         return JSON(responses.query_result(service.query(collection, body.request()), body.include))
 
     @router.post(COLLECTION + "/delete")
@@ -60,13 +60,15 @@ def record_router(service: Service, settings: Settings, route_class: type[APIRou
 
     @router.get(COLLECTION + "/count")
     def count(tenant: str, database: str, collection_id: str) -> JSON:
-        return JSON(service.count(service.collection(tenant, database, collection_id)))
+        return JSON(
+            service.count(service.collection(tenant, database, collection_id, reading=True))
+        )
 
     @router.post(COLLECTION + "/search")
     def search(
         tenant: str, database: str, collection_id: str, body: requests.SearchRecords
     ) -> JSON:
-        collection = service.collection(tenant, database, collection_id)
+        collection = service.collection(tenant, database, collection_id, reading=True)
         return JSON(responses.search_results(service.search(collection, body.request())))
 
     return router
