@@ -8,6 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+import pytest
+
+from chroma_serverless.errors import LogTrimmedError
 from chroma_serverless.types import LogState
 
 if TYPE_CHECKING:
@@ -90,6 +93,19 @@ def test_trimmed_entries_are_gone_and_the_rest_stay(log: Log) -> None:
     assert log.entries("c1", 2, 3) == [b"c"]
     assert log.append("c1", b"d") == 4
     assert log.entries("c1", 2, 4) == [b"c", b"d"]
+
+
+def test_a_reader_behind_a_trim_is_told_so(log: Log) -> None:
+    """A reader that read the state before a fold asks for entries since trimmed: it must not
+    take them for abandoned slots (its read would miss acknowledged writes)."""
+    for entry in (b"a", os.urandom(2**20), b"c"):
+        log.append("c1", entry)
+    stale = log.state("c1")
+    log.mark("c1", stale, folded=2, version=1)
+    log.trim("c1", 2)
+    for after in (0, 1):
+        with pytest.raises(LogTrimmedError):
+            log.entries("c1", after, stale.head)
 
 
 def test_one_lease_holder_at_a_time(log: Log) -> None:

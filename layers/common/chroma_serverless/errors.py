@@ -105,3 +105,8 @@ class BusyError(ChromaError):
     name = "RateLimitError"
     status_code = 429
     retry_after_seconds = 1
+
+
+class LogTrimmedError(Exception):
+    """Not a wire error: entries a reader asked of a write log were trimmed meanwhile (a folder
+    moved the mark past them), so the state it read is stale. Readers read the state again."""

@@ -273,7 +273,8 @@ class Log(Protocol):
         """Store ``entry`` durably after every entry acknowledged before; returns its number."""
 
     def entries(self, collection_id: str, after: int, upto: int) -> list[bytes | None]:
-        """The entries numbered ``after + 1 .. upto`` in order (``None``: abandoned)."""
+        """The entries numbered ``after + 1 .. upto`` in order (``None``: abandoned); raises
+        :class:`~chroma_serverless.errors.LogTrimmedError` if some of them were trimmed."""
 
     def mark(
         self, collection_id: str, expected: LogState, folded: int, version: int | None

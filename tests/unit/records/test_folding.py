@@ -269,3 +269,19 @@ def test_a_read_takes_the_state_its_request_started_reading(tmp_path: Path) -> N
     store.add(c, RecordBatch(ids=["b"], embeddings=factories.vectors(1, dimension=3, seed=1)))
     assert store.count(c) == 2  # nothing expected: read now
     assert reads == [c.id, c.id]
+
+
+def test_a_read_whose_tail_is_folded_meanwhile_still_sees_every_write(tmp_path: Path) -> None:
+    """A read that took the log's state just before another instance folded and trimmed the
+    tail reads the folded version instead, never the old version without the tail."""
+    log = SqliteLog(tmp_path / "log.sqlite3")
+    reader = LanceRecordStore(str(tmp_path / "records"), log=log)
+    folder = LanceRecordStore(str(tmp_path / "records"), log=log)
+    c = factories.collection(dimension=3)
+    reader.add(c, RecordBatch(ids=["a"], embeddings=factories.vectors(1, dimension=3)))
+    reader.maintain(c)
+    reader.add(c, RecordBatch(ids=["b", "c"], embeddings=factories.vectors(2, dimension=3)))
+    reader.expect(c.id)  # the state is read now, with the tail unfolded ...
+    folding._EXPECTED.get()[c.id].result()  # type: ignore[index]
+    folder.maintain(c)  # ... and another instance folds and trims it before the read
+    assert sorted(reader.get(c, GetRequest(include=())).ids) == ["a", "b", "c"]

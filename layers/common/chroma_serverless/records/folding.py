@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from chroma_serverless.errors import BusyError
+from chroma_serverless.errors import BusyError, LogTrimmedError
 from chroma_serverless.records import entries as log_entries
 from chroma_serverless.types import LogState
 
@@ -40,6 +40,7 @@ LEASE_SECONDS = 10.0  # a folder that dies holding the lease blocks its collecti
 RENEW_SECONDS = 3.0  # a live holder renews it this often, however long its work takes
 WAIT_SECONDS = 25.0  # how long a reader waits for another folder before answering 503
 FOLD_ENTRIES = 2_000  # entries per fold commit (a fold past them continues in another)
+LOST = "Collection's write log moved under its folder (its lease expired); retry"
 
 
 # The state reads :meth:`Folder.expect` started in the current request, by collection.
@@ -145,7 +146,10 @@ class Folder:
         head = state.head
         while state.folded < head:
             upto = min(head, state.folded + FOLD_ENTRIES)
-            written = self.entries(collection, state.folded, upto)
+            try:
+                written = self.entries(collection, state.folded, upto)
+            except LogTrimmedError as exc:  # another folder took over: the lease ran out
+                raise BusyError(LOST) from exc
             version = (
                 self._writes.fold(collection, state.version, written)
                 if written
@@ -161,7 +165,5 @@ class Folder:
         if version is None:  # no table: the entries folded touched nothing that exists
             version = state.version
         if not self._log.mark(collection.id, state, folded, version):
-            raise BusyError(
-                "Collection's write log moved under its folder (its lease expired); retry"
-            )
+            raise BusyError(LOST)
         return LogState(state.head, folded, version)

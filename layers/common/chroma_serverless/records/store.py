@@ -18,6 +18,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from chroma_serverless.errors import LogTrimmedError
 from chroma_serverless.ports import SCAN_ROWS
 from chroma_serverless.records import arrow, indexing
 from chroma_serverless.records.engine import retry_on_conflict
@@ -136,8 +137,9 @@ class LanceRecordStore:
         state = self._folder.state(collection)
         tail = None
         if 0 < state.tail <= FOLD_AT and state.version is not None and collection.dimension:
-            tail = self._tail(collection, state)
-            if not serves(tail):
+            with contextlib.suppress(LogTrimmedError):  # folded meanwhile: read what it left
+                tail = self._tail(collection, state)
+            if tail is not None and not serves(tail):
                 tail = None
         if state.tail and tail is None:
             state = self._folder.fresh(collection)

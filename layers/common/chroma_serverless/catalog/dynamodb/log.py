@@ -37,6 +37,7 @@ from chroma_serverless.catalog.dynamodb.keys import (
     log_state_key,
 )
 from chroma_serverless.catalog.dynamodb.table import Table, code
+from chroma_serverless.errors import LogTrimmedError
 from chroma_serverless.types import LogState
 
 if TYPE_CHECKING:
@@ -235,7 +236,8 @@ class DynamoDbLog(Table):
         """The items of the numbers ``missing`` from a read, once they arrive or are closed.
 
         A missing number at or below the fold mark was trimmed (the folder read it before
-        marking), and one above the head has not been given out: neither is waited for."""
+        marking): the reader's state is stale (:class:`LogTrimmedError`). One above the head
+        has not been given out and is not waited for."""
         found: dict[int, Item] = {}
         waiting = self._open(collection_id, missing)
         deadline = time.monotonic() + self._abandon_after
@@ -257,9 +259,11 @@ class DynamoDbLog(Table):
         return found
 
     def _open(self, collection_id: str, missing: list[int]) -> list[int]:
-        """The numbers of ``missing`` that may still get their entry."""
+        """The numbers of ``missing`` that may still get their entry (none was trimmed)."""
         state = self.state(collection_id)
-        return [seq for seq in missing if state.folded < seq <= state.head]
+        if min(missing) <= state.folded:
+            raise LogTrimmedError(f"entries of {collection_id} up to {state.folded} were trimmed")
+        return [seq for seq in missing if seq <= state.head]
 
     def _get_many(self, collection_id: str, seqs: list[int]) -> dict[int, Item]:
         found: dict[int, Item] = {}
@@ -297,7 +301,7 @@ class DynamoDbLog(Table):
             return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if code(exc) == "NoSuchKey":  # trimmed since the item was read
-                return None
+                raise LogTrimmedError(f"{key} was trimmed") from exc
             raise
 
     # ------------------------------------------------------------------ forgetting

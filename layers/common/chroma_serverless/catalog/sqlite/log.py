@@ -8,9 +8,11 @@ import time
 from typing import TYPE_CHECKING
 
 from chroma_serverless.catalog.sqlite.connection import Transaction, connect
+from chroma_serverless.errors import LogTrimmedError
 from chroma_serverless.types import LogState
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
 SCHEMA = """
@@ -68,8 +70,17 @@ class SqliteLog:
                 "AND seq <= ? ORDER BY seq",
                 (collection_id, after, upto),
             ).fetchall()
+            if len(rows) < upto - after and after < self._folded(db, collection_id):
+                raise LogTrimmedError(f"entries of {collection_id} after {after} were trimmed")
         found = {int(seq): bytes(entry) for seq, entry in rows}
         return [found.get(seq) for seq in range(after + 1, upto + 1)]
+
+    @staticmethod
+    def _folded(db: sqlite3.Connection, collection_id: str) -> int:
+        row = db.execute(
+            "SELECT folded FROM log_state WHERE collection_id = ?", (collection_id,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def mark(
         self, collection_id: str, expected: LogState, folded: int, version: int | None
