@@ -412,6 +412,7 @@ def writer_child(args: argparse.Namespace) -> int:
     if not sys.stdin.readline():
         return 1
     adds = []
+    cpu_started = time.process_time()
     for j in range(args.adds):
         instance = (args.writer_index + j) % len(ports)
         rows = range(first + j * args.add_size, first + (j + 1) * args.add_size)
@@ -431,7 +432,8 @@ def writer_child(args: argparse.Namespace) -> int:
         add["seconds"] = time.perf_counter() - started
         add["end"] = time.time()
         adds.append(add)
-    print(json.dumps({"writer": args.writer_index, "adds": adds}), flush=True)
+    cpu = time.process_time() - cpu_started
+    print(json.dumps({"writer": args.writer_index, "adds": adds, "cpu_s": cpu}), flush=True)
     return 0
 
 
@@ -1018,6 +1020,7 @@ def scenario_writers(
         if readline(child, deadline) != "ready":
             raise RuntimeError(f"{child.name} not ready:\n{child.tail()}")
     cluster.reset_counts()
+    cpu_before, busy_before = cluster.cpu(), machine_busy()
     for child in children:  # go
         assert child.proc.stdin is not None
         child.proc.stdin.write(b"go\n")
@@ -1026,6 +1029,8 @@ def scenario_writers(
     for child in children:
         line = readline(child, time.monotonic() + 3600)
         reports.append(json.loads(line))
+    cpu_after, busy_after = cluster.cpu(), machine_busy()
+    for child in children:
         child.proc.wait(STOP_TIMEOUT_S)
     counts = cluster.counts()
 
@@ -1074,6 +1079,14 @@ def scenario_writers(
         "count_matches": count == SEED_RECORDS + acknowledged,
         "acknowledged_ids_missing": missing,
         "failed_add_ids_present": present_failed,
+        # CPU seconds from "go" to the last writer's report, per kind of process: what one
+        # add costs the machine, and how busy the writes kept it (cores in use on average)
+        "writes_cpu_seconds": {
+            **{k: round(cpu_after[k] - v, 2) for k, v in cpu_before.items()},
+            "writers": round(sum(r["cpu_s"] for r in reports), 2),
+            "machine": round(busy_after - busy_before, 2),
+        },
+        "writes_cores_busy": round((busy_after - busy_before) / wall, 2) if wall else None,
         "moto": counts,
         # what the server instances sent (the maintenance process's requests are in "moto")
         "per_acknowledged_add": per_op(counts, "server", len(ok)),
