@@ -12,6 +12,7 @@ torch, which these tests themselves do not).
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sys
 import threading
@@ -117,6 +118,28 @@ def test_text_past_256_tokens_is_truncated(ef: DefaultEmbeddingFunction) -> None
     short = next(t for t in _texts() if t.startswith("Vector databases") and len(t) < 1500)
     a, b = ef([short, short + " Completely different trailing words about cooking."])
     assert float(a @ b) < 0.999
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_long_text_is_tokenized_from_a_prefix_with_the_same_tokens(
+    ef: DefaultEmbeddingFunction, seed: int
+) -> None:
+    """Only the prefix the model reads is tokenized, and it gives the tokens the whole text
+    gives: words, punctuation, accents, CJK, emoji, control characters the tokenizer drops,
+    Unicode spaces, runs without whitespace and runs of over 100 characters ([UNK])."""
+    rng = random.Random(seed)
+    pieces = ["hello", "world", "ünïcödé", "東京", "don't", "e-mail", "x" * 150, "a.b.c", "😀"]
+    pieces += ["\t", "\n\n", "\x1f", "\u2028", "\u3000", "\u0301", "supercalifragilistic"]
+    model = embedding._load_model(ef.directory)
+    for _ in range(60):
+        separator = rng.choice([" ", "", "  ", "\x1f"])
+        text = separator.join(rng.choice(pieces) for _ in range(rng.choice([300, 3000, 20000])))
+        if rng.random() < 0.3:
+            text = "z" * rng.randint(3000, 9000) + rng.choice([" ", ""]) + text
+        prefix = model.bounded(text)
+        assert model.tokenizer.encode(prefix).ids == model.tokenizer.encode(text).ids
+    huge = "word " * 1_000_000
+    assert len(model.bounded(huge)) < 5_000  # 256 tokens of it, not 5 MB
 
 
 def test_batch_results_equal_single_results(

@@ -181,7 +181,9 @@ def test_an_internal_error_is_logged_under_the_trace_id_the_client_gets(
     collection = created.json()["id"]
 
     def broken(target: Collection) -> int:
-        raise RuntimeError("the disk is on fire")
+        raise RuntimeError(filter_value)
+
+    filter_value = "the disk is on fire"
 
     monkeypatch.setattr(service.records, "count", broken)
     capsys.readouterr()
@@ -196,7 +198,9 @@ def test_an_internal_error_is_logged_under_the_trace_id_the_client_gets(
     assert error["level"] == "ERROR"
     assert error["message"].startswith("internal error on GET")
     assert error["exception_name"] == "RuntimeError"
-    assert "the disk is on fire" in error["exception"]
+    assert "Traceback (most recent call last)" in error["message"]
+    assert "in broken" in error["message"]  # the frame that raised
+    assert filter_value not in error["message"]  # messages can quote user data
     assert error["collection"] == collection
     assert error["route"] == access["route"] == RECORD_ROUTE.replace("POST", "GET") + "count"
     assert access["status"] == 500

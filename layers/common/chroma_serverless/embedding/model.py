@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -64,6 +65,12 @@ MAX_TOKENS = 256
 BATCH_SIZE = 32
 PAD_ID = 0
 PAD_TOKEN = "[PAD]"
+PREFIX_CHARS = 4096  # the first prefix of a long text tokenized (256 tokens are ~1,300 chars)
+WORD_SEARCH = 1000  # how far back from a prefix's end a cut looks for whitespace
+MAX_CHARS = 2**20  # the longest prefix of a text the tokenizer reads
+WORD_BREAKS = frozenset(" \t\n\r")  # with the Zs category: whitespace to the tokenizer's
+# normalizer and its pre-tokenizer alike (other characters Python calls spaces, such as
+# \x1f, are control characters it drops without breaking the word)
 
 #: ``configuration_json.embedding_function.name`` values served by DefaultEmbeddingFunction.
 SUPPORTED_NAMES: frozenset[str] = frozenset({"default", "onnx_mini_lm_l6_v2"})
@@ -173,10 +180,39 @@ class _Model:
         self.output_name: str = session.get_outputs()[0].name
 
     def encode(self, texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.tokenizer.encode_batch([self.bounded(t) for t in texts])
         input_ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(-1, MAX_TOKENS)
         attention_mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         return input_ids, attention_mask.reshape(-1, MAX_TOKENS)
+
+    def bounded(self, text: str) -> str:
+        """A prefix of ``text`` that gives the same first :data:`MAX_TOKENS` tokens, so a
+        document of any size costs what its first few thousand characters do (the tokenizer
+        would otherwise split all of it, only to keep 256 tokens).
+
+        Prefixes of growing size are tried, each cut before a whitespace character near its
+        end (or, in a run without any, at the size). A prefix is long enough once the tokens
+        kept all end before where the cut could change anything: the whitespace, or the start
+        of the run (a token inside a run over :data:`WORD_SEARCH` characters is the run's
+        ``[UNK]``, ending at the cut; word pieces are far shorter). Past :data:`MAX_CHARS`
+        the prefix stops growing: a text whose first 256 tokens need more (over a million
+        characters of whitespace, control characters or accents, which give no token) is
+        embedded from that prefix, where Chroma's client would read on."""
+        size = PREFIX_CHARS
+        while size < len(text):
+            if size >= MAX_CHARS:
+                return text[:MAX_CHARS]
+            cut = safe = size
+            safe -= WORD_SEARCH
+            for i in range(size, max(size - WORD_SEARCH, 0), -1):
+                if text[i] in WORD_BREAKS or unicodedata.category(text[i]) == "Zs":
+                    cut = safe = i
+                    break
+            encoding = self.tokenizer.encode(text[:cut])
+            if encoding.overflowing and encoding.offsets[MAX_TOKENS - 2][1] <= safe:
+                return text[:cut]
+            size *= 4
+        return text
 
     def embed_batch(self, texts: list[str], *, fixed_length: bool) -> npt.NDArray[np.float32]:
         input_ids, attention_mask = self.encode(texts)

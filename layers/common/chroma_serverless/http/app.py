@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from chroma_serverless import __version__, wiring
 from chroma_serverless.auth.access import Authenticator
 from chroma_serverless.http import docs
-from chroma_serverless.http.errors import install_error_handlers
+from chroma_serverless.http.errors import InternalErrors, install_error_handlers
 from chroma_serverless.http.guard import guarded_route
 from chroma_serverless.http.middleware import BodyLimit
 from chroma_serverless.http.responses import JSON
@@ -64,6 +64,7 @@ def create_app(
             app.router.routes.extend(router.routes)
     docs.install(app)
     install_error_handlers(app)
+    app.add_middleware(InternalErrors)  # the innermost: its 500s pass CORS and telemetry
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,10 +1,13 @@
 """Errors mapped to responses in one place: every :class:`ChromaError` as Chroma's
 ``{"error": name, "message": ...}`` with its status; FastAPI's and Starlette's own errors
-(validation, no route, wrong method) in Chroma's shapes; anything else a logged 500."""
+(validation, no route, wrong method) in Chroma's shapes; anything else a 500 from
+:class:`InternalErrors`, logged once with its traceback and without the exception's message
+(engines quote the values they were given: user data)."""
 
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import TYPE_CHECKING
 
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +27,7 @@ from chroma_serverless.observe.context import trace_id
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("chroma_serverless")
 
@@ -78,12 +82,72 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSON:
+        """The last resort, for an exception from a middleware outside :class:`InternalErrors`
+        (Starlette then re-raises it to the server, which closes the connection)."""
         response = error_response(InternalError("Internal server error"))
-        log.error(
-            "internal error on %s %s (trace id %s)",
-            request.method,
-            request.url.path,
-            response.headers["chroma-trace-id"],
-            exc_info=exc,
-        )
+        log_internal_error(request.scope, response, exc)
         return response
+
+
+class InternalErrors:
+    """Answer an exception no handler took as a 500 ``InternalError`` and log it, without
+    letting it reach the ASGI server: uvicorn closes a keep-alive connection on an exception
+    that escapes after the response started, so the client's next request would fail with a
+    reset connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:  # too late to answer: the response is broken, let the server close it
+                raise
+            response = error_response(InternalError("Internal server error"))
+            log_internal_error(scope, response, exc)
+            await response(scope, receive, send)
+
+
+def log_internal_error(scope: Scope, response: JSON, exc: BaseException) -> None:
+    """One line: the route (its template, not the path), the trace id, and the traceback with
+    each exception's type but not its message."""
+    route = getattr(scope.get("route"), "path", None) or "unmatched route"
+    log.error(
+        "internal error on %s %s (trace id %s): %s\n%s",
+        scope.get("method"),
+        route,
+        response.headers["chroma-trace-id"],
+        type(exc).__name__,
+        redacted_traceback(exc),
+        extra={"exception_name": type(exc).__name__},
+    )
+
+
+def redacted_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback as Python prints it, causes first, with every message withheld."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        frames = "".join(traceback.format_list(traceback.extract_tb(current.__traceback__)))
+        parts.append(
+            f"Traceback (most recent call last):\n{frames}"
+            f"{kind.__module__}.{kind.__qualname__}: (message withheld: it may quote user data)"
+        )
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return "\n\nDuring handling of the above, this was raised:\n\n".join(reversed(parts))

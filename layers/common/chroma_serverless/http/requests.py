@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,8 @@ class JsonRequest(Request):
         body = await self.body()
         try:
             return wire_body.parse(body)
-        except ValueError:
-            # What the fast parser refuses gets the standard library's verdict and error
-            # message, as before.
-            return await super().json()
+        except ValueError as exc:
+            # Refused as Chroma's server refuses it (serde_json): invalid JSON, and also what
+            # the standard library would accept but no store can hold, such as a lone UTF-16
+            # surrogate ("\ud800"). FastAPI answers a decode error as invalid JSON.
+            raise json.JSONDecodeError(str(exc), body.decode("utf-8", "replace"), 0) from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 LANCE_DISTANCE: dict[Space, str] = {"l2": "l2", "cosine": "cosine", "ip": "dot"}
 REGEX_ERRORS = ("regex parse error", "Regular expression did not compile")
+# Where in its Rust source the engine raised an error: ", /root/.cargo/.../filtered_read.rs:1639:33"
+SOURCE_LOCATION = re.compile(r",?\s*\S+\.rs:\d+:\d+")
 WRITE_RETRIES = 5
 # A write built against a schema another writer has since changed: pyarrow's lookup of a column
 # the handle's schema lacks, and LanceDB refusing data with a column its table version lacks.
@@ -110,10 +113,9 @@ def engine_errors() -> Iterator[None]:
         message = str(exc)
         for marker in REGEX_ERRORS:
             if marker in message:
-                detail = message[message.index(marker) :].splitlines()
-                raise InvalidArgumentError(
-                    f"Invalid regex in where document: {' '.join(detail[:4])}"
-                ) from exc
+                detail = " ".join(message[message.index(marker) :].splitlines()[:4])
+                detail = SOURCE_LOCATION.sub("", detail)  # the engine's build paths
+                raise InvalidArgumentError(f"Invalid regex in where document: {detail}") from exc
         raise
 
 

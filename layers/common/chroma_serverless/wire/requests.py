@@ -81,6 +81,8 @@ class Records(Body):
         """Validate the columns; ``merge_metadata`` (update/upsert) admits ``None`` values."""
         if not self.ids:
             raise InvalidArgumentError("Expected IDs to be a non-empty list, got 0 IDs")
+        if not all(self.ids):
+            raise InvalidArgumentError("Empty ID, ID must have at least one character")
         lengths = {
             len(c)
             for c in (self.embeddings, self.metadatas, self.documents, self.uris)
