@@ -305,7 +305,7 @@ def moto_child(args: argparse.Namespace) -> int:
     endpoints: dict[str, str] = {}
     threads = []
     for role in ["other", *args.roles.split(",")]:
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
         port = server.server_address[1]
         app.roles[str(port)] = role
         endpoints[role] = f"http://127.0.0.1:{port}"
