@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import pytest
 
+from chroma_serverless.errors import LogTrimmedError
 from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import DeleteRequest, Filter, GetRequest, RecordBatch
 from tests import factories
@@ -738,9 +739,11 @@ def died_where_meant(place: Place, log: Log, fold: Fold) -> None:
         assert after.tail == 0 and after.version is not None and latest > after.version
     elif fold.kill in ("marked", "trim-half"):
         assert after.tail == 0 and after.folded == before.head
-        entries = log.entries(collection.id, 0, after.folded)
-        assert any(entry is not None for entry in entries)  # not trimmed (or half)
-        if fold.kill == "trim-half":
+        if fold.kill == "marked":  # not trimmed
+            assert None not in log.entries(collection.id, before.folded, after.folded)
+        else:  # half trimmed: the long entries' objects are gone, so their items read trimmed
+            with pytest.raises(LogTrimmedError):
+                log.entries(collection.id, before.folded, after.folded)
             spec = place["log"]
             listed = aws(spec, "s3").list_objects_v2(
                 Bucket=spec["bucket"], Prefix=f"{spec['prefix']}/{collection.id}/"
