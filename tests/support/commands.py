@@ -53,12 +53,22 @@ def cli(server: Server | None, *args: str, env: dict[str, str] | None = None) ->
     return done.stdout
 
 
-def failing(server: Server | None, *args: str) -> str:
-    env = dict(os.environ) if server is None else cli_env(server)
+def failing(server: Server | None, *args: str, env: dict[str, str] | None = None) -> str:
+    if env is None:
+        env = dict(os.environ) if server is None else cli_env(server)
     done = subprocess.run(command(*args), env=env, capture_output=True, text=True)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done.stderr
+
+
+def error_line(stderr: str) -> str:
+    """The one ``error:`` line a failed command printed (after any progress lines), without
+    its prefix."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert stderr.rstrip("\n").endswith(errors[0]), stderr
+    return errors[0].removeprefix("error: ")
 
 
 def all_records(collection: Any) -> dict[str, tuple[bytes, Any, Any, Any]]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from chroma_serverless import __version__
 from chroma_serverless.settings import LAMBDA_MAX_BODY_BYTES, Settings
 from chroma_serverless.transfer import commands as transfer
-from chroma_serverless.types import ROLES
+from chroma_serverless.types import DEFAULT_DATABASE, DEFAULT_TENANT, ROLES
 
 if TYPE_CHECKING:
     from chroma_serverless.types import Principal
@@ -22,7 +22,11 @@ AWS_LOCAL_TABLE = "chroma-catalog"
 AWS_LOCAL_BUCKET = "chroma-records"
 
 
-def main(argv: list[str] | None = None) -> int:
+class CommandError(Exception):
+    """A failure of the command itself, reported as one ``error:`` line."""
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chroma-serverless",
         description="A serverless, Chroma-compatible vector database: Chroma's v2 API on LanceDB.",
@@ -57,49 +61,93 @@ def main(argv: list[str] | None = None) -> int:
         help="manage API tokens in the catalog (embedded: --path; AWS: CHROMA_SERVERLESS_MODE=aws "
         "with CHROMA_SERVERLESS_CATALOG_TABLE)",
     )
-    tokens.add_argument("--path", type=Path, help="embedded data directory (default ./data)")
+    _data_path(tokens)
     actions = tokens.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="create a token; the secret is printed once")
-    create.add_argument("--user", required=True, help="user id the token acts for")
-    create.add_argument("--tenant", default="*", help="tenant, or * for every tenant")
-    create.add_argument(
-        "--databases", default="*", help="comma-separated databases, or * for every database"
+    create = actions.add_parser(
+        "create",
+        help="create a token; the secret is printed once. Without --tenant the token covers "
+        "EVERY tenant and, without --databases, every database",
     )
+    create.add_argument("--user", required=True, help="user id the token acts for")
+    _scope(create)
     create.add_argument("--role", choices=ROLES, required=True)
-    actions.add_parser("list", help="list tokens (ids and scopes, never secrets)")
+    _data_path(create, after=True)
+    _data_path(actions.add_parser("list", help="list tokens (ids and scopes, never secrets)"), True)
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id")
+    _data_path(revoke, after=True)
     users = commands.add_parser(
         "users",
         help="manage HTTP Basic users (username + password) in the catalog, located as for tokens",
     )
-    users.add_argument("--path", type=Path, help="embedded data directory (default ./data)")
+    _data_path(users)
     user_actions = users.add_subparsers(dest="action", required=True)
     add_user = user_actions.add_parser(
-        "create", help="create a user; unless chosen, a password is generated and printed once"
+        "create",
+        help="create a user; unless chosen, a password is generated and printed once. Without "
+        "--tenant the user may use EVERY tenant and, without --databases, every database",
     )
     add_user.add_argument("--user", required=True, help="username (also the principal's user id)")
-    add_user.add_argument("--tenant", default="*", help="tenant, or * for every tenant")
-    add_user.add_argument(
-        "--databases", default="*", help="comma-separated databases, or * for every database"
-    )
+    _scope(add_user)
     add_user.add_argument("--role", choices=ROLES, required=True)
+    _data_path(add_user, after=True)
     chosen = add_user.add_mutually_exclusive_group()
     chosen.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin's first line"
     )
     chosen.add_argument("--prompt", action="store_true", help="ask for the password (no echo)")
-    user_actions.add_parser("list", help="list users and scopes (never passwords or hashes)")
+    listing = user_actions.add_parser("list", help="list users and scopes (never passwords)")
+    _data_path(listing, after=True)
     remove_user = user_actions.add_parser("revoke", help="delete a user by username")
     remove_user.add_argument("username")
+    _data_path(remove_user, after=True)
     maintain = commands.add_parser(
         "maintain", help="build/refresh indexes, compact and clean old versions now"
     )
     maintain.add_argument("--path", type=Path, help="embedded data directory (default ./data)")
-    maintain.add_argument("--collection", help="one collection id (default: every collection)")
+    one = maintain.add_mutually_exclusive_group()
+    one.add_argument("--collection", metavar="NAME", help="one collection (default: every one)")
+    one.add_argument("--id", metavar="ID", help="one collection, by its id")
+    maintain.add_argument("--tenant", default=DEFAULT_TENANT, help="of --collection")
+    maintain.add_argument("--database", default=DEFAULT_DATABASE, help="of --collection")
     transfer.add_parsers(commands)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return dispatch(args)
+    except Exception as exc:
+        message = failure(exc)
+        if message is None:  # a bug: its traceback
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+def _data_path(parser: argparse.ArgumentParser, after: bool = False) -> None:
+    """``--path``, accepted before the action and (``after``) after it too."""
+    parser.add_argument(
+        "--path",
+        type=Path,
+        default=argparse.SUPPRESS if after else None,
+        help="embedded data directory of a server (default ./data); it must exist",
+    )
+
+
+def _scope(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tenant", default="*", help="an existing tenant (default: *, every tenant)"
+    )
+    parser.add_argument(
+        "--databases",
+        default="*",
+        help="comma-separated existing databases of the tenant (default: *, every database)",
+    )
+
+
+def dispatch(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.path is not None:
         settings = settings.replace(path=args.path)
@@ -108,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "users":
         return manage_users(settings, args)
     if args.command == "maintain":
-        return run_maintenance(settings, args.collection)
+        return run_maintenance(settings, args)
     if args.command in ("import", "export", "restore"):
         return transfer.run(settings, args)
     if args.log_format is not None:
@@ -124,71 +172,111 @@ def main(argv: list[str] | None = None) -> int:
     return serve(settings, args.host, args.port)
 
 
-def run_maintenance(settings: Settings, collection_id: str | None) -> int:
+def failure(exc: Exception) -> str | None:
+    """The one line a failure the user can act on is reported with (``None``: a bug, raised
+    with its traceback). The one place the command's errors are mapped."""
+    from chroma_serverless.errors import ChromaError
+
+    if isinstance(exc, ChromaError):
+        return exc.message
+    if isinstance(exc, CommandError):
+        return str(exc)
+    httpx = sys.modules.get("httpx")
+    if httpx is not None and isinstance(exc, httpx.TransportError):
+        try:
+            where = str(exc.request.url)
+        except RuntimeError:  # no request attached
+            where = "the server"
+        return f"cannot reach {where}: {exc or type(exc).__name__}"
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None and isinstance(exc, arrow.ArrowException) and not isinstance(exc, OSError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return None
+
+
+def run_maintenance(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from chroma_serverless.observe import setup
     from chroma_serverless.service.maintenance import maintain, maintain_all
-    from chroma_serverless.wiring import build_service
+    from chroma_serverless.wiring import build_service, existing_data
 
     setup.configure(settings)
+    existing_data(settings)
     service = build_service(settings.replace(maintenance="off"))
-    reports = [maintain(service, collection_id)] if collection_id else maintain_all(service)
+    if args.collection is not None:  # NotFoundError for a name it does not know
+        ids = [service.get_collection(args.tenant, args.database, args.collection).id]
+    elif args.id is not None:
+        ids = [service.catalog.get_collection_by_id(args.id).id]
+    else:
+        ids = []
+    reports = [maintain(service, i) for i in ids] if ids else maintain_all(service)
     for report in reports:
         print(json.dumps(report))
     return 0
 
 
+def _checked_scope(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """The databases of a new token or user, its tenant and databases checked to exist."""
+    from chroma_serverless.wiring import build_catalog
+
+    databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    if args.tenant == "*":  # databases of any tenant: nothing to check them against
+        return databases
+    catalog = build_catalog(settings)
+    catalog.get_tenant(args.tenant)  # NotFoundError
+    for database in databases:
+        if database != "*":
+            catalog.get_database(args.tenant, database)
+    return databases
+
+
 def manage_tokens(settings: Settings, args: argparse.Namespace) -> int:
     from chroma_serverless.auth import access as auth
-    from chroma_serverless.errors import ChromaError
-    from chroma_serverless.wiring import build_credentials
+    from chroma_serverless.wiring import build_credentials, existing_data
 
-    credentials = build_credentials(settings)
-    try:
-        if args.action == "create":
-            databases = [d.strip() for d in args.databases.split(",") if d.strip()]
-            principal = auth.new_principal(args.user, args.tenant, databases, args.role)
-            secret, token = auth.issue(credentials, principal)
-            print(f"token id {token.id} for {_describe(token.principal)}")
-            print("secret (shown once, store it now):")
-            print(secret)
-        elif args.action == "list":
-            for token in credentials.list_tokens():
-                print(f"{token.id}  {_describe(token.principal)}  created {token.created_at}")
-        else:
-            token = credentials.revoke_token(args.id)
-            print(f"revoked {token.id} ({_describe(token.principal)})")
-    except ChromaError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
+    existing_data(settings)
+    if args.action == "create":
+        databases = _checked_scope(settings, args)
+        principal = auth.new_principal(args.user, args.tenant, databases, args.role)
+        secret, token = auth.issue(build_credentials(settings), principal)
+        print(f"token id {token.id} for {_describe(token.principal)}")
+        _warn_if_wide(token.principal)
+        print("secret (shown once, store it now):")
+        print(secret)
+    elif args.action == "list":
+        for token in build_credentials(settings).list_tokens():
+            print(f"{token.id}  {_describe(token.principal)}  created {token.created_at}")
+    else:
+        token = build_credentials(settings).revoke_token(args.id)
+        print(f"revoked {token.id} ({_describe(token.principal)})")
     return 0
 
 
 def manage_users(settings: Settings, args: argparse.Namespace) -> int:
     from chroma_serverless.auth import access as auth
-    from chroma_serverless.errors import ChromaError
-    from chroma_serverless.wiring import build_credentials
+    from chroma_serverless.wiring import build_credentials, existing_data
 
-    credentials = build_credentials(settings)
-    try:
-        if args.action == "create":
-            databases = [d.strip() for d in args.databases.split(",") if d.strip()]
-            principal = auth.new_principal(args.user, args.tenant, databases, args.role)
-            password, _ = auth.add_basic_user(credentials, principal, _chosen_password(args))
-            print(f"created {_describe(principal)}")
-            if not (args.password_stdin or args.prompt):
-                print("password (shown once, store it now):")
-                print(password)
-        elif args.action == "list":
-            for user in credentials.list_basic_credentials():
-                print(f"{user.username}  {_describe(user.principal)}  created {user.created_at}")
-        else:
-            user = credentials.revoke_basic_credential(args.username)
-            print(f"revoked {_describe(user.principal)}")
-    except ChromaError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
+    existing_data(settings)
+    if args.action == "create":
+        databases = _checked_scope(settings, args)
+        principal = auth.new_principal(args.user, args.tenant, databases, args.role)
+        credentials = build_credentials(settings)
+        password, _ = auth.add_basic_user(credentials, principal, _chosen_password(args))
+        print(f"created {_describe(principal)}")
+        _warn_if_wide(principal)
+        if not (args.password_stdin or args.prompt):
+            print("password (shown once, store it now):")
+            print(password)
+    elif args.action == "list":
+        for user in build_credentials(settings).list_basic_credentials():
+            print(f"{user.username}  {_describe(user.principal)}  created {user.created_at}")
+    else:
+        user = build_credentials(settings).revoke_basic_credential(args.username)
+        print(f"revoked {_describe(user.principal)}")
     return 0
 
 
@@ -207,8 +295,21 @@ def _chosen_password(args: argparse.Namespace) -> str | None:
 
 
 def _describe(principal: Principal) -> str:
-    scope = f"tenant {principal.tenant} databases {','.join(principal.databases)}"
-    return f"user {principal.user_id} role {principal.role} {scope}"
+    tenant = "* (every tenant)" if principal.tenant == "*" else principal.tenant
+    databases = ",".join(principal.databases)
+    if "*" in principal.databases:
+        databases += " (every database)"
+    return f"user {principal.user_id} role {principal.role} tenant {tenant} databases {databases}"
+
+
+def _warn_if_wide(principal: Principal) -> None:
+    if principal.tenant == "*" or "*" in principal.databases:
+        tenant = principal.tenant
+        where = "EVERY tenant" if tenant == "*" else f"every database of tenant {tenant}"
+        print(
+            f"note: this covers {where}; pass --tenant and --databases to limit it",
+            file=sys.stderr,
+        )
 
 
 def start_aws_local(settings: Settings) -> Settings:
@@ -281,7 +382,11 @@ def serve(settings: Settings, host: str, port: int) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)  # connections queue from here on, so the start-up line is a promise
     bound = sock.getsockname()[1]
     print(

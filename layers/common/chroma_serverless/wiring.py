@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chroma_serverless.auth.access import ensure_admin_token
+from chroma_serverless.errors import NotFoundError
 from chroma_serverless.observe.tracing import traced
 from chroma_serverless.service.service import Service
 from chroma_serverless.types import PLANES
@@ -123,6 +124,16 @@ def build_maintainer(settings: Settings, stores: _Stores) -> Maintainer:
         )
         return maintenance.SqsMaintainer(sqs, settings.maintenance_queue_url)
     return maintenance.NoMaintenance()
+
+
+def existing_data(settings: Settings) -> None:
+    """Refuse an embedded data directory that is not there: a command that manages a server's
+    data (tokens, users, maintenance) must not create an empty one beside it."""
+    if settings.mode == "embedded" and not settings.path.is_dir():
+        raise NotFoundError(
+            f"No data directory at {settings.path}: pass --path DIR, the directory a server "
+            "runs on (chroma-serverless run --path DIR)"
+        )
 
 
 def storage(settings: Settings) -> str:

@@ -36,15 +36,20 @@ class Checkpoint:
     records: int = 0  # rows imported so far, over all files
     done: bool = False
     updated: str = field(default="")
+    created: bool = False  # the import created the collection
 
-    def advance(self, collection_id: str, file: int, row: int, records: int) -> None:
+    def advance(self, collection_id: str, file: int, row: int, records: int, created: bool) -> None:
         self.collection_id, self.file, self.row = collection_id, file, row
         self.records += records
+        self.created = created
         self._save()
 
-    def finish(self) -> None:
-        self.done = True
+    def finish(self, collection_id: str, created: bool) -> None:
+        self.collection_id, self.created, self.done = collection_id, created, True
         self._save()
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
 
     def _save(self) -> None:
         self.updated = datetime.now(UTC).isoformat(timespec="seconds")

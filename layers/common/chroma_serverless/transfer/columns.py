@@ -46,11 +46,15 @@ class ColumnMap:
     metadata: str | None = None
     metadata_columns: tuple[str, ...] | None = None
 
+    @property
+    def named(self) -> list[str]:
+        """The columns named explicitly."""
+        given = (self.id, self.embedding, self.document, self.uri, self.metadata)
+        return [n for n in (*given, *(self.metadata_columns or ())) if n is not None]
+
     def resolve(self, names: Sequence[str]) -> Columns:
         """The columns of a file with ``names``; a column named explicitly must be there."""
-        for name in (self.id, self.embedding, self.document, self.uri, self.metadata):
-            _require(name, names)
-        for name in self.metadata_columns or ():
+        for name in self.named:
             _require(name, names)
 
         def chosen(given: str | None, convention: str) -> str | None:

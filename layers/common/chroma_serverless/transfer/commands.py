@@ -64,9 +64,16 @@ def add_parsers(commands: Any) -> None:
     _target(imports)
 
     exports = commands.add_parser(
-        "export", help="write collections to Parquet or JSONL files plus manifest.json"
+        "export",
+        help="write collections to Parquet or JSONL files plus manifest.json, into a new or "
+        "empty directory, or into an earlier export of the same database (merged: its other "
+        "collections stay, a collection exported again replaces its entry)",
     )
-    exports.add_argument("destination", help="a directory (a path or s3://)")
+    exports.add_argument(
+        "destination",
+        help="a directory (a path or s3://): new, empty, or an earlier export of the database; "
+        "any other directory is refused",
+    )
     exports.add_argument(
         "--collection", action="append", help="a collection (repeatable; default: all)"
     )
@@ -100,14 +107,9 @@ def _target(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from chroma_serverless.errors import ChromaError
-
+    """Run the command; its errors are reported by ``cli.main``."""
     commands = {"import": _import, "export": _export, "restore": _restore}
-    try:
-        commands[args.command](settings, args)
-    except ChromaError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
+    commands[args.command](settings, args)
     return 0
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chroma_serverless.errors import NotFoundError, UniqueConstraintError
 from chroma_serverless.ports import SCAN_ROWS
+from chroma_serverless.transfer.recreate import creation
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,8 +34,15 @@ class Endpoint(Protocol):
     def collection(self, name: str) -> Collection:
         """Raises NotFoundError."""
 
-    def create_collection(self, name: str, like: Collection | None) -> Collection:
-        """The collection ``name``, created (with ``like``'s metadata and schema) if absent."""
+    def find(self, name: str) -> Collection | None:
+        """The collection ``name``, or ``None``."""
+
+    def create_collection(self, name: str, like: Collection | None) -> tuple[Collection, bool]:
+        """The collection ``name``, created (with ``like``'s metadata, configuration and schema,
+        exactly) if absent; and whether this call created it."""
+
+    def drop(self, collection: Collection) -> None:
+        """Delete a collection (one an import created and then failed to fill)."""
 
     def collections(self) -> list[Collection]:
         """Every collection of the database, by name."""
@@ -77,16 +86,28 @@ class StorageEndpoint:
     def collection(self, name: str) -> Collection:
         return self.service.get_collection(self.tenant, self.database, name)
 
-    def create_collection(self, name: str, like: Collection | None) -> Collection:
-        return self.service.create_collection(
-            self.tenant,
-            self.database,
-            name,
-            None if like is None else like.metadata,
-            None,
-            True,
-            None if like is None else like.schema,
-        )
+    def find(self, name: str) -> Collection | None:
+        try:
+            return self.collection(name)
+        except NotFoundError:
+            return None
+
+    def create_collection(self, name: str, like: Collection | None) -> tuple[Collection, bool]:
+        plan = creation(like)
+        try:
+            made = self.service.create_collection(
+                self.tenant, self.database, name, plan.metadata, None, False, plan.schema
+            )
+        except UniqueConstraintError:
+            return self.collection(name), False
+        if plan.then_metadata is not None:
+            made = self.service.modify_collection(
+                self.tenant, self.database, made.id, None, plan.then_metadata, None
+            )
+        return made, True
+
+    def drop(self, collection: Collection) -> None:
+        self.service.delete_collection(self.tenant, self.database, collection.name)
 
     def collections(self) -> list[Collection]:
         return self.service.list_collections(self.tenant, self.database, None, None)

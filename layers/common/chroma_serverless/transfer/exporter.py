@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
+from chroma_serverless.errors import InvalidArgumentError
 from chroma_serverless.service.restore import point_at
 from chroma_serverless.transfer import manifest
 from chroma_serverless.transfer.columns import (
@@ -49,7 +51,11 @@ def export(
     as_of: str | None = None,
 ) -> manifest.Manifest:
     """Export the collections ``names`` (default: every collection of the database), each at
-    the version ``as_of`` names (default: the latest; see ``restore.point_at``)."""
+    the version ``as_of`` names (default: the latest; see ``restore.point_at``), into a new or
+    empty directory, or into an earlier export of the same database: its manifest then keeps
+    the collections not exported again and has the entries of those exported again replaced.
+    Any other directory is refused, so that an export never drops what a directory held."""
+    earlier = _earlier(destination, endpoint)
     chosen = [endpoint.collection(n) for n in names] if names else endpoint.collections()
     destination.make_directory()
     entries = []
@@ -67,8 +73,42 @@ def export(
         entries.append(manifest.Entry(collection, file, records, version))
     exported_at = datetime.now(UTC).isoformat(timespec="seconds")
     document = manifest.Manifest(endpoint.tenant, endpoint.database, exported_at, entries)
-    manifest.write(destination, document)
+    kept = manifest.merged(earlier, document) if earlier is not None else document
+    manifest.write(destination, kept)
+    for stale in _replaced_files(earlier, kept):
+        destination.child(stale).delete()
     return document
+
+
+def _earlier(destination: Location, endpoint: Endpoint) -> manifest.Manifest | None:
+    """The export already in ``destination`` (``None``: it is new or empty); refuses a file,
+    a directory holding anything else, and an export of another database."""
+    found = destination.info()
+    if found.type == FileType.File:
+        raise InvalidArgumentError(f"{destination.uri} is a file; export into a directory")
+    if not destination.child(manifest.NAME).exists():
+        if found.type == FileType.Directory and not destination.is_empty():
+            raise InvalidArgumentError(
+                f"{destination.uri} is not empty and holds no export ({manifest.NAME}); "
+                "export into a new or empty directory, or into an earlier export"
+            )
+        return None
+    earlier = manifest.read(destination)
+    if (earlier.tenant, earlier.database) != (endpoint.tenant, endpoint.database):
+        raise InvalidArgumentError(
+            f"{destination.uri} holds an export of database {earlier.database} of tenant "
+            f"{earlier.tenant}, not of {endpoint.database} of {endpoint.tenant}; export into "
+            "another directory"
+        )
+    return earlier
+
+
+def _replaced_files(earlier: manifest.Manifest | None, kept: manifest.Manifest) -> set[str]:
+    """Files of the earlier export that no entry names any more (a collection re-exported in
+    the other format)."""
+    if earlier is None:
+        return set()
+    return {e.file for e in earlier.entries} - {e.file for e in kept.entries}
 
 
 def write_parquet(file: Location, batches: Iterable[ColumnBatch], collection: Collection) -> int:

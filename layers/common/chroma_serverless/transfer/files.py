@@ -56,6 +56,14 @@ class Location:
     def open_output(self) -> Any:
         return self.filesystem.open_output_stream(self.path)
 
+    def is_empty(self) -> bool:
+        """Whether a directory (or S3 prefix) holds nothing."""
+        selector = pafs.FileSelector(self.path, allow_not_found=True, recursive=False)
+        return not self.filesystem.get_file_info(selector)
+
+    def delete(self) -> None:
+        self.filesystem.delete_file(self.path)
+
     def make_directory(self) -> None:
         self.filesystem.create_dir(self.path, recursive=True)
 

@@ -23,6 +23,7 @@ from chroma_serverless.errors import (
     NotFoundError,
     UniqueConstraintError,
 )
+from chroma_serverless.transfer.recreate import creation
 from chroma_serverless.wire import responses
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class HttpEndpoint:
         self._http = httpx.Client(base_url=self.url + "/api/v2", headers=headers, timeout=timeout)
         self._base = f"/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
         self._limit: int | None = None
+        self._reached = False  # a refused connection before any answer: a wrong URL, no retry
         self._call("GET", self._base)  # NotFoundError (or an auth error) before any work
 
     @property
@@ -72,15 +74,27 @@ class HttpEndpoint:
     def collection(self, name: str) -> Collection:
         return responses.collection_from(self._call("GET", f"{self._base}/collections/{name}"))
 
-    def create_collection(self, name: str, like: Collection | None) -> Collection:
-        body = {
-            "name": name,
-            "metadata": None if like is None else like.metadata,
-            "configuration": None,
-            "schema": None if like is None else like.schema,
-            "get_or_create": True,
-        }
-        return responses.collection_from(self._call("POST", f"{self._base}/collections", body))
+    def find(self, name: str) -> Collection | None:
+        try:
+            return self.collection(name)
+        except NotFoundError:
+            return None
+
+    def create_collection(self, name: str, like: Collection | None) -> tuple[Collection, bool]:
+        plan = creation(like)
+        body = {"name": name, "metadata": plan.metadata, "schema": plan.schema}
+        try:
+            made = responses.collection_from(self._call("POST", f"{self._base}/collections", body))
+        except UniqueConstraintError:
+            return self.collection(name), False
+        if plan.then_metadata is not None:
+            update = {"new_metadata": plan.then_metadata}
+            self._call("PUT", f"{self._base}/collections/{made.id}", update)
+            made = self.collection(name)
+        return made, True
+
+    def drop(self, collection: Collection) -> None:
+        self._call("DELETE", f"{self._base}/collections/{collection.name}")
 
     def collections(self) -> list[Collection]:
         found: list[Collection] = []
@@ -182,10 +196,14 @@ class HttpEndpoint:
         for attempt in range(RETRIES):
             try:
                 response = self._http.request(method, path, content=content)
+            except httpx.ConnectError:
+                if attempt == RETRIES - 1 or not self._reached:
+                    raise
             except httpx.TransportError:
                 if attempt == RETRIES - 1:
                     raise
             else:
+                self._reached = True
                 if response.status_code not in RETRY_STATUS or attempt == RETRIES - 1:
                     return _answer(response)
             time.sleep(random.uniform(0, 0.5 * 2**attempt))

@@ -8,6 +8,8 @@ current one is written.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -20,7 +22,7 @@ from chroma_serverless.transfer.progress import progress
 from chroma_serverless.transfer.sources import read, rows_in
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
     from pathlib import Path
 
     from chroma_serverless.transfer.columns import ColumnMap
@@ -69,30 +71,47 @@ class ImportReport:
 def import_files(
     job: ImportJob, endpoint: Endpoint, state: Path, restart: bool = False, maintain: bool = True
 ) -> ImportReport:
-    """Import ``job`` into ``endpoint``, resuming from its checkpoint under ``state``."""
+    """Import ``job`` into ``endpoint``, resuming from its checkpoint under ``state``.
+
+    The files are opened, and their first chunk read and checked, before the collection is
+    created, so a file that cannot be imported leaves nothing behind. A later chunk that fails
+    into a collection this import created (in this run or an earlier one of the same
+    checkpoint) deletes that collection and the checkpoint. Into a collection that existed
+    before, the chunks already written stay, and the checkpoint records them: the same command
+    resumes after them (``--restart`` writes them again, harmlessly, as upserts)."""
     sources = [f.fingerprint for f in job.files]
     point = checkpoint(state, job.key(endpoint.identity), sources, restart)
-    collection = endpoint.create_collection(job.collection, job.like)
-    if point.collection_id not in (None, collection.id):  # deleted and created again since
+    existing = endpoint.find(job.collection)
+    if point.collection_id is not None and (existing is None or existing.id != point.collection_id):
         point = checkpoint(state, job.key(endpoint.identity), sources, restart=True)
-    report = ImportReport(collection.name, collection.id, point.records, checkpoint=str(point.path))
-    if point.done:
+    if point.done and existing is not None:
+        report = ImportReport(existing.name, existing.id, point.records, checkpoint=str(point.path))
         report.already_done = True
         return report
-    report.resumed_at = point.records
     totals = [rows_in(f) for f in job.files]
     total = None if None in totals else sum(t for t in totals if t is not None)
     chunk_rows = min(job.chunk_rows, endpoint.batch_limit or job.chunk_rows)
-    bar = progress(f"import {collection.name}", total, point.records)
-    started = time.monotonic()
-    try:
-        for file, start, chunk in _prefetched(_chunks(job, point, chunk_rows)):
-            collection = endpoint.upsert(collection, chunk.batch)
-            point.advance(collection.id, file, start + chunk.rows, chunk.rows)
-            bar.update(chunk.rows)
-    finally:
-        bar.close()
-    point.finish()
+    with contextlib.closing(_prefetched(_chunks(job, point, chunk_rows))) as chunks:
+        first = next(chunks, None)  # the files open and their first rows check out
+        collection, created = endpoint.create_collection(job.collection, job.like)
+        ours = created or point.created
+        report = ImportReport(collection.name, collection.id, point.records)
+        report.checkpoint = str(point.path)
+        report.resumed_at = point.records
+        bar = progress(f"import {collection.name}", total, point.records)
+        started = time.monotonic()
+        try:
+            for file, start, chunk in itertools.chain([first] if first else [], chunks):
+                collection = endpoint.upsert(collection, chunk.batch)
+                point.advance(collection.id, file, start + chunk.rows, chunk.rows, ours)
+                bar.update(chunk.rows)
+        except BaseException:
+            if ours:
+                _undo(endpoint, collection, point)
+            raise
+        finally:
+            bar.close()
+    point.finish(collection.id, ours)
     report.seconds = time.monotonic() - started
     report.records = point.records
     report.imported = point.records - report.resumed_at
@@ -106,6 +125,15 @@ def import_files(
     return report
 
 
+def _undo(endpoint: Endpoint, collection: Collection, point: Checkpoint) -> None:
+    """Delete the collection this import created, and its checkpoint: no trace of it stays."""
+    try:
+        endpoint.drop(collection)
+        point.discard()
+    except Exception:  # the error that stopped the import is the one to report
+        log.exception("could not delete %s after its import failed", collection.name)
+
+
 def _chunks(job: ImportJob, point: Checkpoint, rows: int) -> Iterator[tuple[int, int, Chunk]]:
     """(file index, first row, chunk) from the checkpoint's position on."""
     for file in range(point.file, len(job.files)):
@@ -115,7 +143,7 @@ def _chunks(job: ImportJob, point: Checkpoint, rows: int) -> Iterator[tuple[int,
             start += chunk.rows
 
 
-def _prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
+def _prefetched(chunks: Iterator[Any]) -> Generator[Any, None, None]:
     """``chunks``, read and converted on a thread of their own while the caller writes."""
     ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=PREFETCH)
     stop = threading.Event()

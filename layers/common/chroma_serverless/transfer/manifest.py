@@ -43,6 +43,15 @@ class Manifest:
         raise InvalidArgumentError(f"The export holds no collection {name!r}")
 
 
+def merged(earlier: Manifest, later: Manifest) -> Manifest:
+    """``earlier``'s entries with those of the collections ``later`` exported again replaced
+    (in place), and its new ones after them."""
+    fresh = {e.collection.name: e for e in later.entries}
+    entries = [fresh.pop(e.collection.name, e) for e in earlier.entries]
+    entries += [e for e in later.entries if e.collection.name in fresh]
+    return Manifest(later.tenant, later.database, later.exported_at, entries)
+
+
 def write(directory: Location, manifest: Manifest) -> None:
     document = {
         "format": FORMAT,

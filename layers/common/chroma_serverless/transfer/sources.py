@@ -41,7 +41,12 @@ def rows_in(source: SourceFile) -> int | None:
     local and uncompressed (a CSV field with a line break makes that an estimate)."""
     if source.format == "parquet":
         with source.location.open_random() as file:
-            return int(pq.ParquetFile(file).metadata.num_rows)
+            try:
+                return int(pq.ParquetFile(file).metadata.num_rows)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InvalidArgumentError(
+                    f"{source.location.uri} is not a Parquet file: {exc}"
+                ) from exc
     if source.location.uri.startswith("s3://") or source.location.path.endswith(COMPRESSED):
         return None
     with open(source.location.path, "rb") as file:
@@ -84,8 +89,22 @@ def _jsonl(source: SourceFile, columns: ColumnMap, start: int, rows: int) -> Ite
         number = start
         for chunk in _batched(itertools.islice(lines, start, None), rows):
             objects = [_object(line, source, number + i) for i, line in enumerate(chunk)]
+            if number == start:  # a field named on the command line must be in the file
+                _named_fields(columns, objects, source)
             number += len(chunk)
             yield Chunk(len(chunk), resolved.from_rows(objects))
+
+
+def _named_fields(columns: ColumnMap, objects: list[dict[str, Any]], source: SourceFile) -> None:
+    """JSON records name their fields one by one: a field named explicitly that none of the
+    first chunk's records holds is taken for a typo rather than silently ignored."""
+    seen = {key for record in objects for key in record}
+    for name in columns.named:
+        if name not in seen:
+            raise InvalidArgumentError(
+                f"No field {name!r} in the records of {source.location.uri} (the first "
+                f"{len(objects):,} hold {', '.join(sorted(seen)[:20])})"
+            )
 
 
 def _object(line: bytes, source: SourceFile, row: int) -> dict[str, Any]:
