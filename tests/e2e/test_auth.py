@@ -41,14 +41,14 @@ def auth(
         env={"CHROMA_SERVERLESS_ADMIN_TOKEN": admin},
     )
     running = AuthServer(server, request.param, {"admin": admin})
-    running.tokens["reader"] = running.create_token("rita", "acme", "main", "reader")
-    running.tokens["writer"] = running.create_token("walt", "acme", "main", "writer")
-    running.tokens["other_writer"] = running.create_token("olga", "other", "main", "writer")
     with httpx.Client(base_url=server.url, headers=running.headers("admin")) as admin_api:
-        for tenant in ("acme", "other"):
+        for tenant in ("acme", "other"):  # first: a token's tenant and databases must exist
             assert admin_api.post(f"{API}/tenants", json={"name": tenant}).status_code == 200
             path = f"{API}/tenants/{tenant}/databases"
             assert admin_api.post(path, json={"name": "main"}).status_code == 200
+    running.tokens["reader"] = running.create_token("rita", "acme", "main", "reader")
+    running.tokens["writer"] = running.create_token("walt", "acme", "main", "writer")
+    running.tokens["other_writer"] = running.create_token("olga", "other", "main", "writer")
     yield running
     close_chroma_clients()
     server.stop()

@@ -89,14 +89,15 @@ def basic(
         env={"CHROMA_SERVERLESS_ADMIN_TOKEN": admin},
     )
     running = BasicServer(server, request.param, admin)
+    with httpx.Client(base_url=server.url, headers=running.headers("admin")) as admin_api:
+        for tenant in ("acme", "other"):  # first: a user's tenant and databases must exist
+            assert admin_api.post(f"{API}/tenants", json={"name": tenant}).status_code == 200
+            path = f"{API}/tenants/{tenant}/databases"
+            assert admin_api.post(path, json={"name": "main"}).status_code == 200
     running.create_user("rita", "acme", "main", "reader", RITA_PASSWORD)
     running.create_user("walt", "acme", "main", "writer")
     running.create_user("ada", "acme", "*", "admin")
     with httpx.Client(base_url=server.url, headers=running.headers("admin")) as admin_api:
-        for tenant in ("acme", "other"):
-            assert admin_api.post(f"{API}/tenants", json={"name": tenant}).status_code == 200
-            path = f"{API}/tenants/{tenant}/databases"
-            assert admin_api.post(path, json={"name": "main"}).status_code == 200
         docs = admin_api.post(
             f"{API}/tenants/acme/databases/main/collections", json={"name": "docs"}
         )

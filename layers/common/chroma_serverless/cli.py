@@ -63,11 +63,11 @@ def parser() -> argparse.ArgumentParser:
     )
     _data_path(tokens)
     actions = tokens.add_subparsers(dest="action", required=True)
-    create = actions.add_parser(
-        "create",
-        help="create a token; the secret is printed once. Without --tenant the token covers "
-        "EVERY tenant and, without --databases, every database",
+    said = (
+        "create a token; the secret is printed once. Without --tenant the token covers EVERY "
+        "tenant and, without --databases, every database"
     )
+    create = actions.add_parser("create", help=said, description=said)
     create.add_argument("--user", required=True, help="user id the token acts for")
     _scope(create)
     create.add_argument("--role", choices=ROLES, required=True)
@@ -82,11 +82,11 @@ def parser() -> argparse.ArgumentParser:
     )
     _data_path(users)
     user_actions = users.add_subparsers(dest="action", required=True)
-    add_user = user_actions.add_parser(
-        "create",
-        help="create a user; unless chosen, a password is generated and printed once. Without "
-        "--tenant the user may use EVERY tenant and, without --databases, every database",
+    said = (
+        "create a user; unless chosen, a password is generated and printed once. Without "
+        "--tenant the user may use EVERY tenant and, without --databases, every database"
     )
+    add_user = user_actions.add_parser("create", help=said, description=said)
     add_user.add_argument("--user", required=True, help="username (also the principal's user id)")
     _scope(add_user)
     add_user.add_argument("--role", choices=ROLES, required=True)
