@@ -137,6 +137,37 @@ def test_versions_list_timestamps_and_record_counts(client: ClientAPI, server: S
     assert restore(server, "http", "docs", "--list")[: len(versions)] == versions
 
 
+@pytest.mark.parametrize("via", VIAS)
+def test_each_version_says_what_made_it(client: ClientAPI, server: Server, via: str) -> None:
+    # GIVEN a collection's writes (each folded into the table by the read after it), a delete,
+    # maintenance, and a restore
+    collection = filled(client, n=10)
+    assert collection.count() == 10
+    collection.upsert(ids=["r1", "new"], embeddings=vectors(2, dimension=4))
+    assert collection.count() == 11
+    collection.delete(ids=["r0"])
+    assert collection.count() == 10
+    env = {**cli_env(server), "CHROMA_SERVERLESS_INDEX_FRAGMENT_TARGET": "0"}
+    cli(server, "maintain", "--collection", "docs", "--path", str(server.data), env=env)
+    listed = restore(server, via, "docs", "--list")
+    first_delete = next(i for i, v in enumerate(listed) if v["made_by"] == "delete")
+    before_delete = listed[first_delete - 1]["version"]
+    restore(server, via, "docs", "--to", str(before_delete))
+
+    # WHEN its versions are listed
+    versions = restore(server, via, "docs", "--list")
+
+    # THEN each says what made it, in plain words, in the order it happened
+    made = [v["made_by"] for v in versions]
+    assert made[0] == "create (or overwrite)", made
+    assert None not in made, made
+    writes = [i for i, m in enumerate(made) if m == "write (add, upsert or update)"]
+    deletes = [i for i, m in enumerate(made) if m == "delete"]
+    upkeep = [i for i, m in enumerate(made) if m in ("compaction", "index build")]
+    assert writes[0] < deletes[0] < upkeep[0], made
+    assert made[-1] == f"restore of version {before_delete}"
+
+
 def test_maintenance_keeps_the_versions_of_the_retention_window(tmp_path: Path) -> None:
     # GIVEN a collection loaded in four writes, then compacted by maintenance
     source = tmp_path / "rows.jsonl"

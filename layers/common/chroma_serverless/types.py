@@ -269,6 +269,7 @@ class RestorePoint:
     version: int
     timestamp: datetime  # when the version was committed, in UTC
     records: int
+    made_by: str | None = None  # what committed it, in plain words (None: unknown)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING
 
 from chroma_serverless.ports import SCAN_ROWS
-from chroma_serverless.records import bulk, clones, layout
+from chroma_serverless.records import bulk, clones, layout, operations
 from chroma_serverless.records.engine import engine_errors, retry_on_conflict
 from chroma_serverless.types import RestorePoint
 
@@ -57,13 +57,20 @@ class History:
         table = self._tables.open(collection.id)
         if table is None:
             return []
+        versions = sorted(table.list_versions(), key=lambda v: int(v["version"]))
+        files = self._tables.files
+        made: dict[int, str | None] = {}
+        if files.local or files.remote:  # what made each version, from its transaction
+            numbers = [int(v["version"]) for v in versions]
+            made = operations.made_by(files.fs, f"{files.root}/{collection.id}.lance", numbers)
         return [
             RestorePoint(
                 int(v["version"]),
                 v["timestamp"].astimezone(UTC),  # LanceDB reports local time, naive
                 int(v["metadata"]["total_rows"]),
+                made.get(int(v["version"])),
             )
-            for v in sorted(table.list_versions(), key=lambda v: int(v["version"]))
+            for v in versions
         ]
 
     @retry_on_conflict

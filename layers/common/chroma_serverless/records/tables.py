@@ -79,6 +79,11 @@ class Tables:
         self._lock = threading.Lock()
         self._creating = threading.Lock()
 
+    @property
+    def files(self) -> Versions:
+        """The tables' manifests, as files (``versions.py``)."""
+        return self._versions
+
     def described(self, table: Any) -> Description:
         """The column names and indexes of ``table``'s current version."""
         return self._described.of(table)

@@ -105,12 +105,17 @@ def indexing_status(indexed: int, unindexed: int) -> dict[str, Any]:
 
 
 def restore_point(point: RestorePoint) -> dict[str, Any]:
-    return {"version": point.version, "timestamp": _time(point), "records": point.records}
+    return {
+        "version": point.version,
+        "timestamp": _time(point),
+        "records": point.records,
+        "made_by": point.made_by,
+    }
 
 
 def restore_point_from(data: dict[str, Any]) -> RestorePoint:
     moment = datetime.fromisoformat(data["timestamp"])
-    return RestorePoint(int(data["version"]), moment, int(data["records"]))
+    return RestorePoint(int(data["version"]), moment, int(data["records"]), data.get("made_by"))
 
 
 def _time(point: RestorePoint) -> str:
