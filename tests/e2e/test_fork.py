@@ -17,7 +17,7 @@ from chroma_serverless.cli import AWS_LOCAL_BUCKET
 from chroma_serverless.service.maintenance import maintain, maintain_all
 from chroma_serverless.types import IndexPolicy
 from tests.factories import vectors
-from tests.support.maintenance import maintenance_beside
+from tests.support.maintenance import EAGER, maintenance_beside
 from tests.support.server import chroma_client, run_async
 
 if TYPE_CHECKING:
@@ -68,12 +68,16 @@ def contents(collection: Collection) -> dict[str, Any]:
     }
 
 
-def data_files(server: Server, collection_id: str) -> list[str]:
-    """The data files stored under a collection's own table (its records written there)."""
-    prefix = f"records/{collection_id}.lance/data/"
+def stored(server: Server, prefix: str) -> dict[str, int]:
+    """The files under ``prefix`` of the server's storage (a directory or moto's S3) and their
+    sizes in bytes."""
     if server.moto_endpoint is None:
         directory = server.data / prefix
-        return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+        return {
+            str(p.relative_to(directory)): p.stat().st_size
+            for p in directory.rglob("*")
+            if p.is_file()
+        }
     import boto3
 
     s3 = boto3.client(
@@ -83,8 +87,18 @@ def data_files(server: Server, collection_id: str) -> list[str]:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    listed = s3.list_objects_v2(Bucket=AWS_LOCAL_BUCKET, Prefix=prefix)
-    return sorted(o["Key"] for o in listed.get("Contents", []))
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=AWS_LOCAL_BUCKET, Prefix=prefix)
+    return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+
+
+def data_files(server: Server, collection_id: str) -> list[str]:
+    """The data files stored under a collection's own table (its records written there)."""
+    return sorted(stored(server, f"records/{collection_id}.lance/data/"))
+
+
+def table_bytes(server: Server, collection_id: str) -> int:
+    """Bytes stored under a collection's table (data, indexes, manifests, everything)."""
+    return sum(stored(server, f"records/{collection_id}.lance/").values())
 
 
 @pytest.fixture
@@ -266,7 +280,7 @@ def test_a_fork_survives_the_source_compaction_cleanup_and_deletion(
 
     # WHEN the source is indexed, compacted and every old version removed
     report = maintain(maintainer, str(source.id))
-    assert report["optimized"] and report.get("pinned")  # the fork's version was kept
+    assert report["optimized"]
     assert contents(fork) == at_fork
     assert source.count() == 179
 
@@ -292,15 +306,63 @@ def test_a_source_outlives_a_deleted_fork_and_cleans_up_again(
     source = client.create_collection("source")
     fill(source, "s")
     fork = source.fork("fork")
+    forked = versions(maintainer, source)[-1]
     fork.add(ids=["f"], embeddings=vectors(1))
     client.delete_collection("fork")
     assert str(fork.id) not in stored_tables(maintainer)
 
     fill(source, "later")
     report = maintain(maintainer, str(source.id))
-    assert report["optimized"] and "pinned" not in report  # nothing pins it any more
+    assert report["optimized"]
+    assert forked not in versions(maintainer, source)  # nothing pins it any more
     assert source.count() == 180
     assert source.get(ids=["s0-0", "later2-29"])["ids"] == ["s0-0", "later2-29"]
+
+
+def test_old_versions_of_a_forked_source_are_cleaned_up_but_the_forks_own(
+    client: ClientAPI, server: Server, maintainer: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live fork keeps exactly the version it was made from: the source's other old versions
+    go with its cleanup, so rewriting a forked collection does not grow its storage forever."""
+    keeping = maintenance_beside(server, monkeypatch, EAGER)  # keeps versions for a minute
+    rows, dimension = 400, 64
+    source = client.create_collection("source")
+    ids = [f"r{i}" for i in range(rows)]
+    source.add(ids=ids, embeddings=vectors(rows, dimension=dimension), documents=ids)
+    fork = source.fork("fork")
+    at_fork = contents(fork)
+    forked = versions(maintainer, source)[-1]
+    for rewrite in range(1, 4):  # every row rewritten, three times
+        source.upsert(ids=ids, embeddings=vectors(rows, dimension=dimension, seed=rewrite))
+        maintain(keeping, str(source.id))  # folded, indexed, compacted: every row once more
+    before = table_bytes(server, str(source.id))
+
+    # WHEN the source is maintained with zero retention while its fork lives
+    maintain(maintainer, str(source.id))
+
+    # THEN its storage shrinks to the fork's version and the latest (plus indexes), ...
+    after = table_bytes(server, str(source.id))
+    assert after < 0.75 * before, (before, after)
+    assert versions(maintainer, source)[0] == forked  # kept for the fork, the only old one
+    assert len(versions(maintainer, source)) <= 3  # with the latest, and the one before it
+    # ... the fork still reads every record as it was, bit for bit, and both still search
+    assert contents(fork) == at_fork
+    first, latest = (vectors(rows, dimension=dimension, seed=seed) for seed in (0, 3))
+    assert source.query(query_embeddings=latest[7:8], n_results=1)["ids"] == [["r7"]]
+    assert fork.query(query_embeddings=first[7:8], n_results=1)["ids"] == [["r7"]]
+
+    # WHEN the fork is deleted, the version it was made from goes with the next maintenance,
+    # though nothing was written since
+    client.delete_collection("fork")
+    maintain(maintainer, str(source.id))
+    assert forked not in versions(maintainer, source)
+    assert table_bytes(server, str(source.id)) < after
+
+
+def versions(maintainer: Service, collection: Collection) -> list[int]:
+    """The versions of the collection's table still stored, oldest first."""
+    stored = maintainer.catalog.get_collection_by_id(str(collection.id))
+    return [point.version for point in maintainer.records.restore_points(stored)]
 
 
 def test_a_fork_of_a_fork_outlives_the_collections_above_it(

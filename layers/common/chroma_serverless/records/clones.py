@@ -1,11 +1,16 @@
 """Copy-on-write clones of a table: a fork's table is LanceDB's shallow clone of one version of
-its source's table, pinned there by a tag.
+its source's table, pinned there by a branch of the source.
 
 A shallow clone writes a manifest (and a transaction file) of its own whose fragments point at
 the source's data, deletion and index files; no data file is copied, so a fork costs the same
 at any size. The fork then writes only its own files. The source's version cleanup keeps every
-file of a tagged version, so the tag (``fork-<fork id>``) keeps the clone's files alive through
-the source's compactions, until the fork lets go (:func:`unpin`). Facts measured on LanceDB 0.40
+file of the version a branch was made from, so the branch (``fork-<fork id>``, a manifest of
+its own and no data) keeps the clone's files alive through the source's compactions and
+cleanups, until the fork lets go (:func:`unpin`); every other old version is cleaned up as
+usual. A tag would pin the version too, but LanceDB 0.40's ``optimize`` then refuses to clean
+up at all once the tagged version is past the retention window (lance's
+``error_if_tagged_old_versions`` is not passed through): forks made before the branches held
+tags, which :func:`branch_pins` turns into branches. Facts measured on LanceDB 0.40
 (docs/forks-and-restore.md): a fork of a 100k x 384 table on S3 is 3 PUTs (tag, transaction,
 manifest); a fork's own compaction and cleanup never delete the source's files; a fork of a
 fork reads files of both tables above it.
@@ -25,8 +30,11 @@ PIN_RETRIES = 3
 _environment = threading.Lock()
 
 
+PIN_PREFIX = "fork-"
+
+
 def pin_name(fork_id: str) -> str:
-    return f"fork-{fork_id}"
+    return f"{PIN_PREFIX}{fork_id}"
 
 
 def clone(
@@ -37,28 +45,63 @@ def clone(
     version: int | None = None,
 ) -> Any:
     """Pin the latest version of ``source`` (or exactly ``version``, a point-in-time restore)
-    for ``fork_id`` and clone it as table ``fork_id``.
+    for ``fork_id`` and clone it as table ``fork_id`` (at the same version number).
 
-    The version is taken once and tagged before cloning, so the fork is a consistent snapshot
+    The version is taken once and pinned before cloning, so the fork is a consistent snapshot
     even while others write to the source, and a cleanup racing the fork cannot remove it.
     """
-    tag = pin_name(fork_id)
+    name = pin_name(fork_id)
     for attempt in range(PIN_RETRIES):
+        pinned = int(source.version) if version is None else version
         try:
-            source.tags.create(tag, source.version if version is None else version)
+            source.branches.create(name, from_version=pinned)
             break
-        except RuntimeError:  # that version was cleaned up meanwhile: pin the newest one
+        except RuntimeError:
+            existing = _pinned_at(source, name)
+            if existing is not None:  # an earlier try got this far
+                pinned = existing
+                break
+            # that version was cleaned up meanwhile: pin the newest one
             if attempt == PIN_RETRIES - 1 or version is not None:
                 raise
             source.checkout_latest()
     with _object_store_environment(storage_options):
-        return db.clone_table(fork_id, source.uri, source_tag=tag)
+        return db.clone_table(fork_id, source.uri, source_version=pinned)
 
 
 def unpin(source: Any, fork_id: str) -> None:
     """Let the source's cleanup remove what only ``fork_id`` needed (a no-op if not pinned)."""
+    name = pin_name(fork_id)
     with contextlib.suppress(RuntimeError):  # "Ref not found": never pinned, or already let go
-        source.tags.delete(pin_name(fork_id))
+        source.branches.delete(name)
+    with contextlib.suppress(RuntimeError):  # a pin made before branches
+        source.tags.delete(name)
+
+
+def branch_pins(table: Any) -> list[str]:
+    """Turn the tags that pin versions of ``table`` for forks (made before forks were pinned by
+    branches) into branches, so cleanup can run again; returns the tags turned."""
+    turned = []
+    for name, tag in table.tags.list().items():
+        if not name.startswith(PIN_PREFIX):
+            continue
+        if _pinned_at(table, name) is None:
+            table.branches.create(name, from_version=int(tag["version"]))
+        table.tags.delete(name)
+        turned.append(name)
+    return turned
+
+
+def pinned(table: Any) -> list[int]:
+    """The versions of ``table`` its forks pin (by branch or, from before, by tag)."""
+    branches = [int(b["parent_version"]) for b in table.branches.list().values()]
+    return branches + [int(t["version"]) for t in table.tags.list().values()]
+
+
+def _pinned_at(table: Any, name: str) -> int | None:
+    """The version branch ``name`` of ``table`` was made from, if it exists."""
+    branch = table.branches.list().get(name)
+    return None if branch is None else int(branch["parent_version"])
 
 
 @contextlib.contextmanager

@@ -9,19 +9,21 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from lancedb.index import Bitmap, BTree, IvfPq, LabelList
 
-from chroma_serverless.records import layout
+from chroma_serverless.records import clones, layout
 from chroma_serverless.records.engine import LANCE_DISTANCE, engine_errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from chroma_serverless.records.engine import Description
     from chroma_serverless.types import Collection, IndexPolicy
 
 # LanceDB 0.40's optimize cannot tell lance's cleanup to skip tagged versions
-# (error_if_tagged_old_versions is not passed through): with a version pinned by a fork older
-# than the retention window, cleanup fails after compacting, before the indexes are updated.
-# Such a table is optimized again keeping every version, until its last fork lets go.
-PINNED = "tagged version(s) have been marked for cleanup"
-KEEP_EVERY_VERSION = timedelta(days=36_500)
+# (error_if_tagged_old_versions is not passed through): with a tagged version older than the
+# retention window, cleanup fails after compacting, before the indexes are updated. Forks pin
+# their versions by branches, which cleanup keeps without failing (``clones.py``); a table
+# whose forks were pinned by tags before that has its tags turned into branches, and goes on.
+TAGGED = "tagged version(s) have been marked for cleanup"
 
 
 def index_status(table: Any, described: Description, policy: IndexPolicy) -> tuple[int, int]:
@@ -37,7 +39,11 @@ def index_status(table: Any, described: Description, policy: IndexPolicy) -> tup
 
 
 def maintain(
-    table: Any, collection: Collection, policy: IndexPolicy, growing: bool
+    table: Any,
+    collection: Collection,
+    policy: IndexPolicy,
+    growing: bool,
+    aged: Callable[[], set[int] | None] = lambda: None,
 ) -> dict[str, Any]:
     """Index, compact and clean one table; safe to run while others read and write (a write
     committed between its steps makes the caller start over, from what is already built).
@@ -46,7 +52,8 @@ def maintain(
     index on every metadata column (BTree; Bitmap for bools; LabelList for lists; none for
     sparse vectors) and on ``id``/``seq``/``written``; then ``optimize`` folds new rows into
     the indexes, compacts small fragments and removes versions older than the retention window
-    (none while a fork pins an older one).
+    but those forks were made from. It runs when there is something to index or compact, or
+    else when ``aged`` (the versions past the window, but the newest) names one no fork pins.
     """
     report: dict[str, Any] = {"rows": int(table.count_rows())}
     if growing and report["rows"] >= policy.threshold:
@@ -86,18 +93,32 @@ def maintain(
             report.setdefault("scalar_indexes", []).append(name)
     stats = table.stats()
     unindexed = sum(int(index.num_unindexed_rows or 0) for index in table.list_indices())
-    if unindexed or stats["fragment_stats"]["num_fragments"] > policy.fragment_target:
+    built = "vector_index" in report or "scalar_indexes" in report  # versions to clean up
+    if (
+        built
+        or unindexed
+        or stats["fragment_stats"]["num_fragments"] > policy.fragment_target
+        or _reclaimable(table, aged())
+    ):
+        window = timedelta(seconds=policy.retention_seconds)
         try:
-            table.optimize(cleanup_older_than=timedelta(seconds=policy.retention_seconds))
+            table.optimize(cleanup_older_than=window)
         except RuntimeError as exc:
-            if PINNED not in str(exc):
+            if TAGGED not in str(exc) or not clones.branch_pins(table):
                 raise
             table.checkout_latest()
-            table.optimize(cleanup_older_than=KEEP_EVERY_VERSION)
-            report["pinned"] = True
+            table.optimize(cleanup_older_than=window)
+            report["pins_branched"] = True
         report["optimized"] = True
     report["fragments"] = table.stats()["fragment_stats"]["num_fragments"]
     return report
+
+
+def _reclaimable(table: Any, aged: set[int] | None) -> bool:
+    """Whether some of the ``aged`` versions is pinned by no fork (cleanup would remove it)."""
+    if not aged:
+        return False
+    return bool(aged - set(clones.pinned(table)))
 
 
 def _ids_behind(table: Any, policy: IndexPolicy) -> bool:

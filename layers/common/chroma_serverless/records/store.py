@@ -15,6 +15,7 @@ itself (a delete by filter, an import, a restore) first have the log folded into
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -260,7 +261,8 @@ class LanceRecordStore:
         table = self._tables.open(collection.id)
         if table is None:
             return {"rows": 0}
-        report = indexing.maintain(table, collection, self.policy, growing)
+        aged = functools.partial(self._tables.aged, collection.id)
+        report = indexing.maintain(table, collection, self.policy, growing, aged)
         if not report.get("deferred"):
             report.update(self._sparse.maintain(table, collection, self.policy))
         return report

@@ -74,6 +74,7 @@ class Tables:
         self._held: dict[str, Held] = {}
         self._at: dict[str, Opened] = {}  # by collection: a handle held at one version (at())
         self._versions = Versions(uri, self.storage_options, retention_seconds)
+        self._retention_s = retention_seconds
         self._described = Descriptions()
         self._in_memory = in_memory
         self._lock = threading.Lock()
@@ -300,6 +301,10 @@ class Tables:
                     raise
                 table.checkout_latest()
         raise RuntimeError("could not add metadata columns after concurrent schema changes")
+
+    def aged(self, collection_id: str) -> set[int] | None:
+        """The table's versions past the retention window, but its newest (``versions.py``)."""
+        return self._versions.aged(collection_id, self._retention_s)
 
     def version(self, collection_id: str, version: int | None) -> Any | None:
         """A handle of its own on one version of the table (``None``: the latest), so pinning

@@ -88,6 +88,34 @@ class Versions:
         pending = [self.checks.submit(_known, look) for look in looks]
         return lambda: bool(pending[0].result()) and pending[1].result() is False
 
+    def aged(self, collection_id: str, age_s: float) -> set[int] | None:
+        """The versions of the table, but its newest, whose manifests were written more than
+        ``age_s`` seconds ago: what a cleanup with that retention would remove unless pinned
+        (one LIST on S3); ``None`` when storage cannot tell."""
+        if not (self.local or self.remote):
+            return None
+        selector = pafs.FileSelector(
+            f"{self.root}/{collection_id}.lance/_versions", allow_not_found=True
+        )
+        try:
+            listed = self.fs.get_file_info(selector)
+        except OSError:
+            return None
+        written = {
+            U64_MAX - int(info.base_name[:20]): info.mtime
+            for info in listed
+            if len(info.base_name) == MANIFEST_NAME_LENGTH
+            and info.base_name.endswith(".manifest")
+            and info.base_name[:20].isdigit()
+        }
+        cutoff = time.time() - age_s
+        newest = max(written, default=None)
+        return {
+            version
+            for version, at in written.items()
+            if version != newest and at is not None and at.timestamp() < cutoff
+        }
+
     def _exists(self, collection_id: str, version: int) -> bool:
         path = f"{self.root}/{collection_id}.lance/_versions/{manifest(version)}"
         if self.local:
