@@ -117,3 +117,44 @@ def test_search_above_the_index_threshold(indexing_server: Server) -> None:
         ]
     )
     assert late["ids"] == [["late"], ["late"]]
+
+
+def test_a_fork_searches_with_its_sources_indexes(indexing_server: Server) -> None:
+    """A fork of an indexed collection has its indexes at once (IVF-PQ and the sparse index,
+    nothing unindexed), and its BM25 search stays exact as both sides are written."""
+    client = chroma_client(indexing_server)
+    client.reset()
+    schema = Schema().create_index(config=SparseVectorIndexConfig(bm25=True), key="sparse")
+    source = client.create_collection("source", schema=schema, embedding_function=None)
+    rows, rng = 1200, np.random.default_rng(5)
+    vectors = clustered(rows + 10, 5)
+    for start in range(0, rows, 600):
+        ids = [f"r{i}" for i in range(start, start + 600)]
+        metadatas = [{"sparse": sparse(rng), "part": i % 3} for i in range(start, start + 600)]
+        source.add(ids=ids, embeddings=vectors[start : start + 600], metadatas=metadatas)  # type: ignore[arg-type]
+    indexed(source, rows)
+
+    fork = source.fork("fork")
+
+    status = fork.get_indexing_status()
+    assert (status.total_ops, status.num_unindexed_ops) == (rows, 0)
+    fork.add(
+        ids=[f"f{i}" for i in range(10)],
+        embeddings=vectors[rows:],
+        metadatas=[{"sparse": sparse(rng), "part": 0} for _ in range(10)],
+    )
+    fork.delete(ids=[f"r{i}" for i in range(0, 300, 2)])
+    source.update(ids=["r1", "r3"], metadatas=[{"sparse": SparseVector([1], [1.0])}] * 2)
+    query_rng = np.random.default_rng(6)
+    for side in (fork, source):
+        oracle = SearchOracle.of(side, bm25_keys=frozenset({"sparse"}))
+        for _ in range(5):
+            keyword = (
+                Search()
+                .where(K("part") != 1)
+                .rank(Knn(query=sparse(query_rng), key="sparse", limit=10))
+            )
+            found = side.search(keyword.select(K.SCORE))
+            exact = oracle.search(keyword.to_dict())
+            assert found["ids"][0] == [i for i, _ in exact]
+            assert found["scores"][0] == pytest.approx([s for _, s in exact], rel=1e-4)

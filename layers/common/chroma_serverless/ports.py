@@ -212,8 +212,9 @@ class RecordStore(Protocol):
     def fork(self, source: Collection, fork_id: str, version: int | None = None) -> int | None:
         """Give ``fork_id`` the records of ``source`` as they are now (or were at
         ``version``, one of :meth:`restore_points`), copy-on-write: no record is copied, the
-        source's files stay shared (and pinned in the source) until :meth:`unpin`. Returns the
-        records' dimension, ``None`` if the source has none (the fork then starts empty)."""
+        source's files stay shared (and pinned in the source) until :meth:`unpin`; the fork
+        gets the source's search indexes of that version. Returns the records' dimension,
+        ``None`` if the source has none (the fork then starts empty)."""
 
     def unpin(self, source_id: str, fork_id: str) -> None:
         """``fork_id`` no longer needs the files it shares with ``source_id``."""

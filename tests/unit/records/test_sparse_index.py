@@ -5,12 +5,14 @@ written since it was built (BM25's statistics included). Small thresholds keep i
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
 from chroma_serverless.domain.schema import indexes as collection_schema
+from chroma_serverless.records.sparse import indexes
 from chroma_serverless.records.sparse.files import IndexFiles
 from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
@@ -147,3 +149,50 @@ def test_deletes_alone_are_found(store: LanceRecordStore) -> None:
     store.maintain(c)
     store.delete(c, DeleteRequest(Filter(where={"group": 2})))
     assert_exact(store, c, bm25=True)
+
+
+@pytest.mark.parametrize("bm25", [False, True], ids=["sparse", "bm25"])
+def test_a_fork_inherits_the_index_and_stays_exact(
+    store: LanceRecordStore, place: tuple[str, dict[str, str]], bm25: bool
+) -> None:
+    c = filled(store, bm25)
+    first = store.restore_points(c)[0].version  # before any index
+    store.maintain(c)
+    rng = np.random.default_rng(11)
+    store.add(c, batch([f"new{i}" for i in range(20)], rng))  # written after the index
+
+    fork = dataclasses.replace(c, id=f"fork-{c.id}")
+    store.fork(c, fork.id)
+
+    files = IndexFiles(*place)
+    assert files.versions(fork.id, "sparse") == files.versions(c.id, "sparse")
+    assert store.index_status(fork) == store.index_status(c) == (ROWS, 20)
+    assert_exact(store, fork, bm25)
+    store.update(fork, batch([f"r{i}" for i in range(0, 90, 3)], rng, sparse_every=3))
+    store.delete(fork, DeleteRequest(Filter(ids=[f"r{i}" for i in range(200, 230)])))
+    assert_exact(store, fork, bm25)
+    assert_exact(store, c, bm25)  # the source has none of the fork's writes
+    assert store.count(c) == ROWS + 20
+
+    # a fork of a version older than every index starts without one, and is searched exactly
+    old = dataclasses.replace(c, id=f"old-{c.id}")
+    store.fork(c, old.id, first)
+    assert files.versions(old.id, "sparse") == []
+    assert_exact(store, old, bm25)
+
+
+def test_an_index_written_after_its_version_was_read_is_found(
+    store: LanceRecordStore, place: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Maintenance writes a version's index after committing the version: a reader that looked
+    in between (and found none) looks again, rather than scanning until the next write."""
+    c = filled(store, bm25=True)
+    store.maintain(c)
+    monkeypatch.setattr(indexes, "RECHECK_S", 0.0)
+    reader = LanceRecordStore(place[0], place[1], POLICY)
+    listed = reader._sparse.files.versions
+    monkeypatch.setattr(reader._sparse.files, "versions", lambda *_: [])  # not written yet
+    assert reader.index_status(c) == (0, ROWS)
+
+    monkeypatch.setattr(reader._sparse.files, "versions", listed)  # ... and now it is
+    assert reader.index_status(c) == (ROWS, 0)

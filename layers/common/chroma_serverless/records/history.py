@@ -23,7 +23,12 @@ class History:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
 
-    def fork(self, source_id: str, fork_id: str, version: int | None = None) -> int | None:
+    def fork(
+        self, source_id: str, fork_id: str, version: int | None = None
+    ) -> tuple[int, int] | None:
+        """Clone the source's latest version (or ``version``) as table ``fork_id``; returns the
+        dimension and the version cloned (the fork's table starts at that version number), or
+        ``None`` if the source has no records."""
         source = (
             self._tables.open(source_id)
             if version is None
@@ -34,7 +39,7 @@ class History:
         forked = clones.clone(
             self._tables.db, source, fork_id, self._tables.storage_options, version
         )
-        return int(forked.schema.field(layout.EMBEDDING).type.list_size)
+        return int(forked.schema.field(layout.EMBEDDING).type.list_size), int(forked.version)
 
     def unpin(self, source_id: str, fork_id: str) -> None:
         source = self._tables.open(source_id)

@@ -215,7 +215,12 @@ class LanceRecordStore:
     def fork(self, source: Collection, fork_id: str, version: int | None = None) -> int | None:
         if version is None and self._folder is not None:
             version = self._folder.fresh(source).version
-        return self._history.fork(source.id, fork_id, version)
+        forked = self._history.fork(source.id, fork_id, version)
+        if forked is None:
+            return None
+        dimension, version = forked
+        self._sparse.files.inherit(source.id, fork_id, version)
+        return dimension
 
     def unpin(self, source_id: str, fork_id: str) -> None:
         self._history.unpin(source_id, fork_id)

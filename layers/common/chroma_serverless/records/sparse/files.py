@@ -39,9 +39,40 @@ class IndexFiles:
         return f"{self.root}/{collection_id}.lance/{INDEX_DIR}/{layout.encode_key(key)}"
 
     def versions(self, collection_id: str, key: str) -> list[int]:
-        selector = pafs.FileSelector(self.directory(collection_id, key), allow_not_found=True)
+        return self._versions(self.directory(collection_id, key))
+
+    def _versions(self, directory: str) -> list[int]:
+        selector = pafs.FileSelector(directory, allow_not_found=True)
         names = [info.base_name for info in self.fs.get_file_info(selector)]
         return sorted(int(n.removesuffix(".arrow")) for n in names if n.endswith(".arrow"))
+
+    def inherit(self, source_id: str, fork_id: str, version: int) -> list[str]:
+        """Give a fork made of ``version`` of its source's table the source's newest index of
+        each key no newer than that version (a copy, server-side on S3; the fork's table keeps
+        the source's version numbers and rows, written stamps included, so the index serves
+        the fork as it served the source). Returns the keys' directory names copied."""
+        selector = pafs.FileSelector(
+            f"{self.root}/{source_id}.lance/{INDEX_DIR}", allow_not_found=True
+        )
+        copied = []
+        for info in self.fs.get_file_info(selector):
+            if info.type != pafs.FileType.Directory:
+                continue
+            found = self._versions(info.path)
+            usable = [v for v in found if v <= version]
+            if not usable:
+                continue
+            directory = f"{self.root}/{fork_id}.lance/{INDEX_DIR}/{info.base_name}"
+            name = f"{usable[-1]:020d}.arrow"
+            target = f"{directory}/{name}"
+            if self.local:
+                self.fs.create_dir(directory, recursive=True)
+                target = f"{directory}/{name}.{os.getpid()}.tmp"
+            self.fs.copy_file(f"{info.path}/{name}", target)
+            if self.local:
+                self.fs.move(target, f"{directory}/{name}")
+            copied.append(info.base_name)
+        return copied
 
     def read(self, collection_id: str, key: str, version: int) -> Index:
         path = f"{self.directory(collection_id, key)}/{version:020d}.arrow"

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from chroma_serverless.types import Collection, Filter, IndexPolicy, SparseVector
 
 
+RECHECK_S = 5.0  # how long a table version's missing index is taken as missing
+
+
 class SparseIndexes:
     """Builds indexes (:meth:`maintain`) and searches with them (:meth:`nearest`), keeping
     the loaded ones in memory up to ``max_bytes``."""
@@ -58,8 +61,9 @@ class SparseIndexes:
     def __init__(self, files: IndexFiles, max_bytes: int) -> None:
         self.files = files
         self.max_bytes = max_bytes
-        # (collection id, key) -> (table version last checked, the index serving it or None)
-        self._loaded: OrderedDict[tuple[str, str], tuple[int, Index | None]] = OrderedDict()
+        # (collection id, key) -> (table version last checked, the index serving it or None,
+        # when (time.monotonic()) to look for a newer one)
+        self._loaded: OrderedDict[tuple[str, str], tuple[int, Index | None, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def maintain(self, table: Any, collection: Collection, policy: IndexPolicy) -> dict[str, Any]:
@@ -86,13 +90,16 @@ class SparseIndexes:
         return {"sparse_indexes": built} if built else {}
 
     def index(self, table: Any, collection_id: str, key: str) -> Index | None:
-        """The newest index of ``key`` no newer than the table's version, if any."""
+        """The newest index of ``key`` no newer than the table's version, if any. Maintenance
+        writes a version's index after committing that version, so unless the index found is
+        of the version itself, the files are listed again after ``RECHECK_S``."""
         version = int(table.version)
         with self._lock:
             cached = self._loaded.get((collection_id, key))
             if cached is not None:
                 self._loaded.move_to_end((collection_id, key))
-                if cached[0] == version:
+                exact = cached[1] is not None and cached[1].version == version
+                if cached[0] == version and (exact or time.monotonic() < cached[2]):
                     return cached[1]
         usable = [v for v in self.files.versions(collection_id, key) if v <= version]
         index = None if cached is None else cached[1]
@@ -104,7 +111,7 @@ class SparseIndexes:
         elif not usable:
             index = None
         with self._lock:
-            self._loaded[(collection_id, key)] = (version, index)
+            self._loaded[(collection_id, key)] = (version, index, time.monotonic() + RECHECK_S)
             self._evict()
         return index
 
@@ -158,7 +165,7 @@ class SparseIndexes:
                     del self._loaded[entry]
 
     def _evict(self) -> None:
-        total = sum(i.nbytes for _, i in self._loaded.values() if i is not None)
+        total = sum(i.nbytes for _, i, _ in self._loaded.values() if i is not None)
         while total > self.max_bytes and len(self._loaded) > 1:
-            _, (_, evicted) = self._loaded.popitem(last=False)
+            _, (_, evicted, _) = self._loaded.popitem(last=False)
             total -= 0 if evicted is None else evicted.nbytes
