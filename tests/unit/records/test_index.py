@@ -3,12 +3,15 @@ compaction loses nothing. Small thresholds keep it quick; nothing here is timed.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
+from chroma_serverless.records import indexing
 from chroma_serverless.records.plan import probes
 from chroma_serverless.records.store import LanceRecordStore
 from chroma_serverless.types import (
@@ -185,3 +188,60 @@ def test_indexing_status_counts_rows_waiting_for_the_index(store: LanceRecordSto
     assert store.index_status(c) == (ROWS, 0)
     store.add(c, RecordBatch(ids=["late"], embeddings=clustered(1, 7)))
     assert store.index_status(c) == (ROWS, 1)
+
+
+def vector_indexes(store: LanceRecordStore, c: Collection) -> list[str]:
+    table = store._tables.open(c.id)
+    assert table is not None
+    return [i.name for i in table.list_indices() if i.columns == ["embedding"]]
+
+
+def recall_at_10(store: LanceRecordStore, c: Collection, data: np.ndarray) -> float:
+    queries = clustered(20, seed=1)
+    result = store.query(c, QueryRequest(queries, 10, include=()))
+    return float(
+        np.mean(
+            [
+                len(set(got) & set(exact(data, q, 10))) / 10
+                for q, got in zip(queries, result.ids, strict=True)
+            ]
+        )
+    )
+
+
+def test_the_vector_index_is_trained_again_once_the_collection_has_grown_fourfold(
+    store: LanceRecordStore,
+) -> None:
+    """The index is trained on the rows present at the first maintenance past the threshold
+    (on AWS, the first minute of a long ingest); it is trained again, on every row, once the
+    collection has grown to four times those rows, and not before."""
+    growing = dataclasses.replace(POLICY, threshold=500, rows_per_partition=100)
+    store.policy = growing
+    c, data = factories.collection(space="cosine", dimension=DIM), clustered(ROWS)
+
+    def add(start: int, end: int) -> None:
+        ids = [f"r{i}" for i in range(start, end)]
+        store.add(c, RecordBatch(ids=ids, embeddings=data[start:end]))
+
+    add(0, 600)
+    assert store.maintain(c)["vector_index"] == "built"
+    assert vector_indexes(store, c) == ["embedding_ivf_600"]
+    add(600, 2000)  # 3.3 times the rows trained on: the index takes the new rows as they are
+    assert "vector_index" not in store.maintain(c)
+    assert vector_indexes(store, c) == ["embedding_ivf_600"]
+
+    add(2000, ROWS)  # 5 times
+    report = store.maintain(c)
+
+    assert report["vector_index"] == "retrained"
+    assert vector_indexes(store, c) == [f"embedding_ivf_{ROWS}"]  # the old one dropped
+    assert store.index_status(c) == (ROWS, 0)
+    assert recall_at_10(store, c, data) >= 0.9
+    assert "vector_index" not in store.maintain(c)  # not grown since: nothing rebuilt
+    assert vector_indexes(store, c) == [f"embedding_ivf_{ROWS}"]
+
+
+def test_an_index_built_before_names_recorded_its_rows_counts_as_trained_at_the_threshold() -> None:
+    legacy, named = SimpleNamespace(name="embedding_idx"), SimpleNamespace(name="embedding_ivf_7")
+    assert indexing.trained_rows(legacy, POLICY) == POLICY.threshold
+    assert indexing.trained_rows(named, POLICY) == 7

@@ -3,6 +3,7 @@ index per filterable column, compaction and cleanup of old versions."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 # their versions by branches, which cleanup keeps without failing (``clones.py``); a table
 # whose forks were pinned by tags before that has its tags turned into branches, and goes on.
 TAGGED = "tagged version(s) have been marked for cleanup"
+RETRAIN_GROWTH = 4  # the vector index is trained again once the rows reach this many times
+TRAINED = re.compile(rf"{layout.EMBEDDING}_ivf_(\d+)")  # the name records the rows trained on
 
 
 def index_status(table: Any, described: Description, policy: IndexPolicy) -> tuple[int, int]:
@@ -48,7 +51,8 @@ def maintain(
     """Index, compact and clean one table; safe to run while others read and write (a write
     committed between its steps makes the caller start over, from what is already built).
 
-    Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows, a scalar
+    Builds the IVF-PQ index once the collection passes ``policy.threshold`` rows (and again
+    once it has grown ``RETRAIN_GROWTH``-fold since, :func:`_vector_index`), a scalar
     index on every metadata column (BTree; Bitmap for bools; LabelList for lists; none for
     sparse vectors) and on ``id``/``seq``/``written``; then ``optimize`` folds new rows into
     the indexes, compacts small fragments and removes versions older than the retention window
@@ -66,20 +70,11 @@ def maintain(
             table.create_index(layout.ID, config=BTree(), replace=True)
             report["scalar_indexes"] = [layout.ID]
         return report
-    indexed = {tuple(index.columns) for index in table.list_indices()}
-    if (layout.EMBEDDING,) not in indexed and report["rows"] >= policy.threshold:
-        dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
-        config = IvfPq(
-            distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
-            num_partitions=max(1, report["rows"] // policy.rows_per_partition),
-            num_sub_vectors=max(1, dimension // policy.sub_vector_dims),
-            num_bits=policy.num_bits,
-            sample_rate=policy.sample_rate,
-            max_iterations=policy.max_iterations,
-        )
-        with engine_errors():
-            table.create_index(layout.EMBEDDING, config=config)
-        report["vector_index"] = "built"
+    indices = list(table.list_indices())
+    vector_index = _vector_index(table, indices, collection, policy, report["rows"])
+    if vector_index is not None:
+        report["vector_index"] = vector_index
+    indexed = {tuple(index.columns) for index in indices}
     scalar = [
         f.name
         for f in table.schema
@@ -112,6 +107,48 @@ def maintain(
         report["optimized"] = True
     report["fragments"] = table.stats()["fragment_stats"]["num_fragments"]
     return report
+
+
+def trained_rows(index: Any, policy: IndexPolicy) -> int:
+    """The rows the vector ``index`` was trained on, as its name records them (an index built
+    before names recorded them was built past the threshold: taken as trained on that many)."""
+    match = TRAINED.fullmatch(str(index.name))
+    return int(match.group(1)) if match else policy.threshold
+
+
+def _vector_index(
+    table: Any, indices: list[Any], collection: Collection, policy: IndexPolicy, rows: int
+) -> str | None:
+    """Build the IVF-PQ index past the threshold, named after the rows it is trained on, and
+    train it again (a new index, then the old one dropped) once the collection has grown to
+    ``RETRAIN_GROWTH`` times those rows: partitions sized and centroids placed for a tenth of
+    today's rows cost recall and probe ever larger partitions. Returns what was done."""
+    current = sorted(
+        (i for i in indices if i.columns == [layout.EMBEDDING]),
+        key=lambda i: trained_rows(i, policy),
+    )
+    done = None
+    trained = trained_rows(current[-1], policy) if current else None
+    if rows >= policy.threshold and (trained is None or rows >= RETRAIN_GROWTH * trained):
+        dimension = int(table.schema.field(layout.EMBEDDING).type.list_size)
+        config = IvfPq(
+            distance_type=LANCE_DISTANCE[collection.space],  # type: ignore[arg-type]
+            num_partitions=max(1, rows // policy.rows_per_partition),
+            num_sub_vectors=max(1, dimension // policy.sub_vector_dims),
+            num_bits=policy.num_bits,
+            sample_rate=policy.sample_rate,
+            max_iterations=policy.max_iterations,
+        )
+        with engine_errors():
+            table.create_index(
+                layout.EMBEDDING, config=config, name=f"{layout.EMBEDDING}_ivf_{rows}"
+            )
+        done = "built" if trained is None else "retrained"
+    else:
+        current = current[:-1]  # the newest stays; older ones a crash left are dropped
+    for stale in current:
+        table.drop_index(stale.name)
+    return done
 
 
 def _reclaimable(table: Any, aged: set[int] | None) -> bool:
