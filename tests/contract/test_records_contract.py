@@ -329,23 +329,27 @@ def test_a_fork_keeps_its_version_through_the_source_cleanup_until_unpinned(
         )
     fork = dataclasses.replace(source, id=str(uuid.uuid4()))
     assert record_store.fork(source, fork.id) == 3
+    forked_at = record_store.restore_points(source)[-1].version  # the fork's version
     at_fork = everything(record_store, fork)
     assert at_fork == everything(record_store, source)
 
     # WHEN the source changes, compacts and removes every older version
     record_store.delete(source, DeleteRequest(filter=Filter(ids=["s0-0"])))
     record_store.upsert(source, batch(["s1-1"], seed=9, documents=["changed"]))
-    assert record_store.maintain(source).get("pinned")
+    assert record_store.maintain(source).get("optimized")
 
-    # THEN the fork still reads its version
+    # THEN the fork still reads its version, the only old one the source keeps
     assert everything(record_store, fork) == at_fork
     assert record_store.count(source) == 11
+    kept = [point.version for point in record_store.restore_points(source)]
+    assert kept[0] == forked_at and len(kept) == 2, kept
 
-    # ... and once the fork lets go, the source cleans up as usual
+    # ... and once the fork lets go, the source cleans up that one too
     record_store.drop(fork.id)
     record_store.unpin(source.id, fork.id)
     record_store.add(source, batch(["late"], seed=4))
-    assert "pinned" not in record_store.maintain(source)
+    record_store.maintain(source)
+    assert forked_at not in [point.version for point in record_store.restore_points(source)]
 
 
 def test_a_fork_of_a_collection_without_records_has_none(record_store: LanceRecordStore) -> None:
