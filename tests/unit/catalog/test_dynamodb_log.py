@@ -14,6 +14,7 @@ import pytest
 
 from chroma_serverless.catalog.dynamodb.keys import log_entry_key, log_state_key
 from chroma_serverless.catalog.dynamodb.log import DynamoDbLog
+from chroma_serverless.errors import LogTrimmedError
 from chroma_serverless.types import LogState
 from tests.support.moto import new_catalog_table
 
@@ -179,9 +180,11 @@ def test_trimmed_numbers_are_neither_waited_for_nor_closed(place: Place, log: Dy
     log.trim("c1", 2)
 
     calls = Calls(place.db)
-    assert log.entries("c1", 0, 3) == [None, None, b"c"]
+    with pytest.raises(LogTrimmedError):  # the reader's state is stale: it reads it again
+        log.entries("c1", 0, 3)
     assert calls.take() == ["Query", "GetItem"]  # the entries, then the mark: no wait, no put
     assert place.item("c1", 1) is None and place.item("c1", 2) is None
+    assert log.entries("c1", 2, 3) == [b"c"]
 
 
 def test_a_mark_to_no_version_removes_the_version(log: DynamoDbLog) -> None:
