@@ -32,6 +32,18 @@ def post(http: httpx.Client, path: str, body: str, method: str = "POST") -> http
     return http.request(method, path, content=body, headers={"content-type": "application/json"})
 
 
+ONE_RECORD = '{"ids": ["x"], "embeddings": [[0, 0, 1]]}'
+
+
+def new_collection(http: httpx.Client, add: str | None = None) -> str:
+    """The records path of a new collection ``docs``, holding what ``add`` (a body) adds."""
+    created = post(http, f"{DB}/collections", '{"name": "docs"}').json()
+    records = f"{DB}/collections/{created['id']}"
+    if add is not None:
+        post(http, f"{records}/add", add).raise_for_status()
+    return records
+
+
 def assert_invalid_json(response: httpx.Response) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "InvalidArgumentError"
@@ -68,9 +80,7 @@ def test_a_lone_surrogate_in_a_record_is_refused_and_nothing_is_written(
     http: httpx.Client, operation: str, field: str
 ) -> None:
     # GIVEN a collection holding one record
-    created = post(http, f"{DB}/collections", '{"name": "docs"}').json()
-    records = f"{DB}/collections/{created['id']}"
-    post(http, f"{records}/add", '{"ids": ["x"], "embeddings": [[0, 0, 1]]}').raise_for_status()
+    records = new_collection(http, ONE_RECORD)
     before = everything(http)
     # WHEN a write carries a lone surrogate
     assert_invalid_json(post(http, f"{records}/{operation}", RECORD_BODIES[field]))
@@ -93,9 +103,7 @@ def test_a_lone_surrogate_in_a_record_is_refused_and_nothing_is_written(
 def test_a_lone_surrogate_in_a_read_or_filter_is_refused(
     http: httpx.Client, operation: str, body: str
 ) -> None:
-    created = post(http, f"{DB}/collections", '{"name": "docs"}').json()
-    records = f"{DB}/collections/{created['id']}"
-    post(http, f"{records}/add", '{"ids": ["x"], "embeddings": [[0, 0, 1]]}').raise_for_status()
+    records = new_collection(http, ONE_RECORD)
     before = everything(http)
     assert_invalid_json(post(http, f"{records}/{operation}", body))
     assert everything(http) == before
@@ -130,8 +138,7 @@ def test_a_lone_surrogate_in_a_name_or_collection_metadata_is_refused_and_nothin
 
 
 def test_an_empty_id_is_refused_as_chroma_refuses_it(http: httpx.Client) -> None:
-    created = post(http, f"{DB}/collections", '{"name": "docs"}').json()
-    records = f"{DB}/collections/{created['id']}"
+    records = new_collection(http)
     for operation in ("add", "upsert", "update"):
         body = json.dumps({"ids": ["a", ""], "embeddings": [[1, 2, 3], [4, 5, 6]]})
         response = post(http, f"{records}/{operation}", body)
@@ -144,10 +151,9 @@ def test_an_empty_id_is_refused_as_chroma_refuses_it(http: httpx.Client) -> None
 
 
 def test_a_bad_regex_names_the_problem_and_not_the_engine_source(http: httpx.Client) -> None:
-    created = post(http, f"{DB}/collections", '{"name": "docs"}').json()
-    records = f"{DB}/collections/{created['id']}"
-    body = '{"ids": ["x"], "embeddings": [[1, 2, 3]], "documents": ["text"]}'
-    post(http, f"{records}/add", body).raise_for_status()
+    records = new_collection(
+        http, '{"ids": ["x"], "embeddings": [[1, 2, 3]], "documents": ["text"]}'
+    )
     for operation in ("get", "query", "delete"):
         payload: dict[str, Any] = {"where_document": {"$regex": "(("}}
         if operation == "query":
@@ -164,9 +170,7 @@ def test_a_huge_document_is_embedded_from_what_the_model_reads(http: httpx.Clien
     """A 20 MB document without an embedding: the model reads 256 tokens of it, so the add
     costs about what a short one does (it took 41 s and 2.3 GB when the whole text was
     tokenized; measured in issue 23's closing note, not timed here)."""
-    created = post(http, f"{DB}/collections", '{"name": "docs"}').json()
-    records = f"{DB}/collections/{created['id']}"
-    post(http, f"{records}/add", '{"ids": ["warm"], "documents": ["warm up"]}').raise_for_status()
+    records = new_collection(http, '{"ids": ["warm"], "documents": ["warm up"]}')
     for words in (4_000_000, 1_000_000):  # 20 MB; 5 MB under the AWS form's 6 MB limit
         document = "word " * words
         body = json.dumps({"ids": ["big"], "documents": [document]})

@@ -34,9 +34,6 @@ class Endpoint(Protocol):
     def collection(self, name: str) -> Collection:
         """Raises NotFoundError."""
 
-    def find(self, name: str) -> Collection | None:
-        """The collection ``name``, or ``None``."""
-
     def create_collection(self, name: str, like: Collection | None) -> tuple[Collection, bool]:
         """The collection ``name``, created (with ``like``'s metadata, configuration and schema,
         exactly) if absent; and whether this call created it."""
@@ -67,6 +64,14 @@ class Endpoint(Protocol):
         """Restore to the version ``to`` names (see ``service.restore.point_at``)."""
 
 
+def find(endpoint: Endpoint, name: str) -> Collection | None:
+    """The collection ``name`` of ``endpoint``, or ``None``."""
+    try:
+        return endpoint.collection(name)
+    except NotFoundError:
+        return None
+
+
 class StorageEndpoint:
     """Records written and read through a :class:`Service` on the storage itself."""
 
@@ -85,12 +90,6 @@ class StorageEndpoint:
 
     def collection(self, name: str) -> Collection:
         return self.service.get_collection(self.tenant, self.database, name)
-
-    def find(self, name: str) -> Collection | None:
-        try:
-            return self.collection(name)
-        except NotFoundError:
-            return None
 
     def create_collection(self, name: str, like: Collection | None) -> tuple[Collection, bool]:
         plan = creation(like)

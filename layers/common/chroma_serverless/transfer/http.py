@@ -74,12 +74,6 @@ class HttpEndpoint:
     def collection(self, name: str) -> Collection:
         return responses.collection_from(self._call("GET", f"{self._base}/collections/{name}"))
 
-    def find(self, name: str) -> Collection | None:
-        try:
-            return self.collection(name)
-        except NotFoundError:
-            return None
-
     def create_collection(self, name: str, like: Collection | None) -> tuple[Collection, bool]:
         plan = creation(like)
         body = {"name": name, "metadata": plan.metadata, "schema": plan.schema}

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chroma_serverless.transfer.checkpoint import Checkpoint, checkpoint
+from chroma_serverless.transfer.endpoints import find
 from chroma_serverless.transfer.progress import progress
 from chroma_serverless.transfer.sources import read, rows_in
 
@@ -81,7 +82,7 @@ def import_files(
     resumes after them (``--restart`` writes them again, harmlessly, as upserts)."""
     sources = [f.fingerprint for f in job.files]
     point = checkpoint(state, job.key(endpoint.identity), sources, restart)
-    existing = endpoint.find(job.collection)
+    existing = find(endpoint, job.collection)
     if point.collection_id is not None and (existing is None or existing.id != point.collection_id):
         point = checkpoint(state, job.key(endpoint.identity), sources, restart=True)
     if point.done and existing is not None:
