@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import chromadb.errors
 import httpx
+import numpy as np
 import pytest
+
+from tests.support.server import run_async
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from chromadb.api import ClientAPI
+    from chromadb.api import AsyncClientAPI, ClientAPI
 
     from tests.support.server import Server
 
@@ -183,3 +187,31 @@ def test_a_huge_document_is_embedded_from_what_the_model_reads(http: httpx.Clien
     got = post(http, f"{records}/get", '{"ids": ["big", "short"], "include": ["embeddings"]}')
     big, same = got.json()["embeddings"]
     assert big == pytest.approx(same, abs=1e-6)  # both read as 256 tokens of "word"
+
+
+VECTOR = np.array([[1.0, 2.0, 3.0]], np.float32)
+
+
+def test_the_official_clients_get_chromas_errors_and_keep_working(
+    server: Server, client: ClientAPI
+) -> None:
+    """Sync and async, as a user meets these edges: a bad regex and an empty id are
+    ``InvalidArgumentError`` from the server, and the next call goes through."""
+    collection = client.create_collection("docs", embedding_function=None)
+    collection.add(ids=["x"], embeddings=VECTOR, documents=["text"])
+    with pytest.raises(chromadb.errors.InvalidArgumentError, match="Invalid regex") as raised:
+        collection.get(where_document={"$regex": "(("})
+    assert ".rs:" not in str(raised.value)
+    with pytest.raises(chromadb.errors.InvalidArgumentError, match="Empty ID"):
+        collection.add(ids=[""], embeddings=VECTOR)
+    assert collection.count() == 1
+
+    async def workflow(api: AsyncClientAPI) -> int:
+        found = await api.get_collection("docs")
+        with pytest.raises(chromadb.errors.InvalidArgumentError, match="Invalid regex"):
+            await found.query(query_embeddings=VECTOR, where_document={"$regex": "(("})
+        with pytest.raises(chromadb.errors.InvalidArgumentError, match="Empty ID"):
+            await found.upsert(ids=[""], embeddings=VECTOR)
+        return await found.count()
+
+    assert run_async(server, workflow) == 1
